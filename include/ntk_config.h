@@ -1,0 +1,145 @@
+/* ntk_config: the run configuration.  One table (ntk_config_keys) lists every key with
+ * its type, default, allowed values and a one-line doc; the YAML loader, the --set
+ * overrides, the validator, the effective-config printer and the docs test all read it,
+ * so a key exists in exactly one place.  Errors are one line naming file, key and what is
+ * allowed; an unknown key gets a did-you-mean suggestion. */
+#ifndef NTK_CONFIG_H
+#define NTK_CONFIG_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define NTK_PATH_MAX 1024
+#define NTK_MAX_LIST 64
+
+typedef enum { NTK_ACT_RELU, NTK_ACT_ERF, NTK_ACT_TANH, NTK_ACT_GELU, NTK_ACT_IDENTITY } ntk_activation;
+typedef enum {
+  NTK_ALPHA_CONSTANT,
+  NTK_ALPHA_INV_SQRT_DEPTH,
+  NTK_ALPHA_INV_DEPTH,
+  NTK_ALPHA_POWER
+} ntk_alpha_schedule;
+typedef enum { NTK_SURVIVAL_UNIFORM, NTK_SURVIVAL_LINEAR } ntk_survival_schedule;
+typedef enum {
+  NTK_DATA_SYNTHETIC_1D,
+  NTK_DATA_TEACHER,
+  NTK_DATA_SPHERE,
+  NTK_DATA_FASHION_MNIST,
+  NTK_DATA_HDF5
+} ntk_data_source;
+typedef enum { NTK_METHOD_STRUCTURED, NTK_METHOD_JACOBIAN } ntk_ntk_method;
+typedef enum { NTK_NETWORK_EVAL, NTK_NETWORK_MASK, NTK_NETWORK_MASK_AVERAGE } ntk_ntk_network;
+typedef enum { NTK_FOURIER_EXACT, NTK_FOURIER_LIMIT } ntk_fourier_kernel;
+
+typedef struct {
+  char source[NTK_PATH_MAX]; /* the YAML file, for messages ("<none>" if none) */
+  uint64_t seed;
+  int verbosity;
+
+  struct {
+    int width;           /* n */
+    int depth;           /* L */
+    int activation;      /* ntk_activation */
+    double weight_std;   /* sigma_w */
+    double bias_std;     /* sigma_b */
+  } model;
+  struct {
+    int features;   /* m; 0 = raw inputs */
+    double scale;   /* s */
+    int trainable;  /* bool */
+    int project;    /* bool */
+  } fourier;
+  struct {
+    double alpha;
+    int schedule; /* ntk_alpha_schedule */
+    double power; /* gamma for the power schedule */
+    int skip;     /* bool; false = plain MLP baseline */
+  } residual;
+  struct {
+    double survival;   /* p */
+    int schedule;      /* ntk_survival_schedule */
+    int mask[NTK_MAX_LIST]; /* explicit mask for ntk.network: mask (0/1 per block) */
+    int mask_len;      /* 0 = draw the step-0 training mask from the generator */
+  } depth;
+  struct {
+    int source; /* ntk_data_source */
+    int n_train;
+    int n_test;
+    int dim;       /* d for synthetic sources (synthetic_1d forces 1) */
+    int outputs;   /* k for the teacher source */
+    double noise;  /* label noise std for synthetic sources */
+    char path[NTK_PATH_MAX]; /* fashion_mnist folder or user HDF5 file */
+    int classes[NTK_MAX_LIST]; /* fashion_mnist class subset */
+    int n_classes;             /* 0 = all ten */
+    int standardize;           /* bool */
+  } data;
+  struct {
+    int method;       /* ntk_ntk_method */
+    int network;      /* ntk_ntk_network */
+    int mask_samples; /* for mask_average */
+    int top_k;        /* 0 = all eigenvalues */
+    double chunk_mb;  /* jacobian method: memory bound per parameter chunk and rank */
+  } ntk;
+  struct {
+    char type[32]; /* name in the eigensolver table: pdsyevr, pdsyevd, ... */
+  } eigensolver;
+  struct {
+    int rows, cols;   /* 0 = choose from the rank count */
+    int block_size;
+  } grid;
+  struct {
+    char path[NTK_PATH_MAX];
+    int save_data, save_params, save_ntk, save_eigenvectors; /* bools */
+    int overwrite; /* bool */
+  } output;
+  struct {
+    int enabled;          /* bool */
+    int fourier;          /* ntk_fourier_kernel */
+    int quadrature_order; /* Gauss-Hermite points per dimension */
+    int enumerate_depth;  /* exact mask enumeration up to this depth, Monte Carlo beyond */
+    int mask_samples;     /* Monte Carlo masks beyond enumerate_depth */
+  } analytic;
+} ntk_config;
+
+typedef enum {
+  NTK_KEY_INT,
+  NTK_KEY_UINT64,
+  NTK_KEY_DOUBLE,
+  NTK_KEY_BOOL,
+  NTK_KEY_STRING,
+  NTK_KEY_ENUM,
+  NTK_KEY_INT_LIST
+} ntk_key_type;
+
+typedef struct {
+  const char *name;       /* dotted path, e.g. "model.width" */
+  ntk_key_type type;
+  size_t offset;          /* into ntk_config */
+  size_t len_offset;      /* INT_LIST: offset of its length field */
+  const char *def;        /* default as text */
+  double min, max;        /* numeric range (inclusive); for lists, each element */
+  const char *const *choices; /* ENUM: NULL-terminated names, index = value */
+  const char *doc;
+} ntk_config_key;
+
+extern const ntk_config_key ntk_config_keys[];
+extern const int ntk_config_nkeys;
+
+/* Defaults for every key. */
+void ntk_config_defaults(ntk_config *cfg);
+/* Load YAML (path) over the defaults; errors are NTK_ERR_INPUT with a one-line message
+ * "FILE:LINE: KEY: what is wrong (allowed: ...)". Not collective: every rank may call it. */
+int ntk_config_load(const char *path, ntk_config *cfg);
+/* Apply one "key.path=value" override (from --set). */
+int ntk_config_set(ntk_config *cfg, const char *assignment);
+/* Cross-key checks (e.g. project: false needs width == 2*features). */
+int ntk_config_validate(ntk_config *cfg);
+/* The effective configuration as YAML text (malloc'd, caller frees). */
+char *ntk_config_to_yaml(const ntk_config *cfg);
+/* Name of an enum value of key `key` (e.g. "model.activation", NTK_ACT_RELU -> "relu"). */
+const char *ntk_config_enum_name(const char *key, int value);
+/* Names of the derived quantities used by several modules. */
+double ntk_config_alpha(const ntk_config *cfg, int l);    /* alpha_l, l = 1..L */
+double ntk_config_survival(const ntk_config *cfg, int l); /* p_l,     l = 1..L */
+int ntk_config_input_dim(const ntk_config *cfg, int d);   /* p = dim phi(x) */
+
+#endif

@@ -1,0 +1,28 @@
+/* ntk_eig: symmetric eigensolvers for distributed matrices, chosen by name from a small
+ * table (like SLEPc's EPS types) so that another back-end is one more table row.
+ * Eigenvalues come back descending and replicated on every rank; eigenvectors, when
+ * asked for, as an N x K dmat whose column i belongs to eigenvalue i. */
+#ifndef NTK_EIG_H
+#define NTK_EIG_H
+#include "ntk_grid.h"
+
+typedef struct {
+  const char *name;
+  const char *doc;
+  int supports_top_k; /* can compute only the top K without the full spectrum */
+  /* A: N x N symmetric (lower triangle read, destroyed); w: ascending output of length n_want
+   * internally; see ntk_eig.c. */
+  int (*solve)(ntk_dmat *A, int top_k, int want_vectors, double *w_desc, ntk_dmat *Z);
+} ntk_eigensolver;
+
+extern const ntk_eigensolver ntk_eigensolvers[];
+extern const int ntk_num_eigensolvers;
+
+/* NULL if unknown. */
+const ntk_eigensolver *ntk_eig_find(const char *name);
+/* Collective.  A is not modified.  top_k = 0 means all N.  w_desc must hold K values.
+ * Z: NULL, or an unallocated ntk_dmat that receives N x K eigenvectors. */
+int ntk_eig_solve(const char *name, const ntk_dmat *A, int top_k, int want_vectors,
+                  double *w_desc, ntk_dmat *Z);
+
+#endif

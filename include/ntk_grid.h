@@ -1,0 +1,77 @@
+/* ntk_grid: the 2-D BLACS process grid and block-cyclic distributed matrices (ntk_dmat).
+ *
+ * Grid rows split samples, grid columns split neurons; every distributed matrix of a run
+ * (activations N x n, weights n x n, the NTK N x N, data N x d) lives on the one grid with
+ * square blocks of grid.block_size.  Local storage is column-major (ScaLAPACK's).  No rank
+ * ever holds a whole N x N or n x n matrix: the only gathers are the test-only
+ * ntk_dmat_gather and the row-replication used by the Jacobian reference path. */
+#ifndef NTK_GRID_H
+#define NTK_GRID_H
+#include <mpi.h>
+#include <stddef.h>
+
+typedef struct {
+  MPI_Comm comm;       /* all ranks of the grid (MPI_COMM_WORLD) */
+  MPI_Comm row_comm;   /* ranks of my grid row (same samples, different neurons) */
+  MPI_Comm col_comm;   /* ranks of my grid column */
+  int ctxt;            /* BLACS context */
+  int rank, size;
+  int nprow, npcol, myrow, mycol;
+  int nb;              /* block size, both dimensions */
+} ntk_grid;
+
+typedef struct {
+  const ntk_grid *g;
+  int m, n;         /* global shape */
+  int mloc, nloc;   /* local shape */
+  int lld;          /* local leading dimension, >= 1 */
+  int desc[9];
+  double *a;        /* column-major mloc x nloc, a[i + j*lld] */
+} ntk_dmat;
+
+/* Choose Pr x Pc for `size` ranks: Pr*Pc == size, Pc the largest divisor <= sqrt(size). */
+void ntk_grid_choose(int size, int *nprow, int *npcol);
+/* Collective. rows/cols 0 = choose. Errors (NTK_ERR_INPUT) if rows*cols != size. */
+int ntk_grid_create(MPI_Comm comm, int rows, int cols, int block_size, ntk_grid *g);
+void ntk_grid_free(ntk_grid *g);
+
+int ntk_dmat_create(const ntk_grid *g, int m, int n, ntk_dmat *A); /* zero-filled */
+void ntk_dmat_free(ntk_dmat *A);
+int ntk_dmat_copy(const ntk_dmat *src, ntk_dmat *dst); /* same shape, same grid */
+void ntk_dmat_zero(ntk_dmat *A);
+size_t ntk_dmat_local_bytes(const ntk_grid *g, int m, int n);
+
+/* Local <-> global indices (0-based). */
+int ntk_dmat_row_l2g(const ntk_dmat *A, int iloc);
+int ntk_dmat_col_l2g(const ntk_dmat *A, int jloc);
+/* Returns 1 and the local index if this rank owns global row i (resp. column j). */
+int ntk_dmat_row_g2l(const ntk_dmat *A, int i, int *iloc);
+int ntk_dmat_col_g2l(const ntk_dmat *A, int j, int *jloc);
+
+/* Fill every local entry from a function of the global indices. */
+typedef double (*ntk_entry_fn)(int i, int j, void *ctx);
+void ntk_dmat_fill(ntk_dmat *A, ntk_entry_fn fn, void *ctx);
+
+/* Collective: A := lower triangle mirrored into the upper one (exactly symmetric). */
+int ntk_dmat_symmetrize_lower(ntk_dmat *A);
+/* Collective Frobenius norm. */
+double ntk_dmat_norm_fro(const ntk_dmat *A);
+/* Collective: ||A - B||_F for A, B of equal shape. */
+double ntk_dmat_diff_fro(const ntk_dmat *A, const ntk_dmat *B);
+/* Collective: sum of the diagonal (square A). */
+double ntk_dmat_trace(const ntk_dmat *A);
+/* C := alpha*op(A)*op(B) + beta*C (PDGEMM on whole matrices). */
+int ntk_dmat_gemm(char ta, char tb, double alpha, const ntk_dmat *A, const ntk_dmat *B,
+                  double beta, ntk_dmat *C);
+/* C := alpha*A*A^T + beta*C on the lower triangle (PDSYRK, A is N x K, C is N x N). */
+int ntk_dmat_syrk_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *C);
+
+/* Collective; test/debug only: whole matrix, row-major, on `root` (NULL elsewhere). */
+int ntk_dmat_gather(const ntk_dmat *A, int root, double **full_rowmajor);
+/* Collective: this rank's rows of A with ALL columns, row-major (mloc x n), replicated
+ * across the grid row.  Used by the Jacobian path and by loaders. Caller frees. */
+int ntk_dmat_replicate_rows(const ntk_dmat *A, double **rows_rowmajor);
+/* Collective: the whole vector x (length n) of a 1 x n or n x 1 matrix on every rank. */
+int ntk_dmat_allgather_vector(const ntk_dmat *A, double *x);
+
+#endif

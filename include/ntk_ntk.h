@@ -1,0 +1,24 @@
+/* ntk_ntk: the empirical Neural Tangent Kernel Theta (N x N, block-cyclic), averaged over
+ * the k outputs.  Two methods that must agree:
+ *   structured - per parameter group, Gram matrices of the back-propagated signals and
+ *                of the layer inputs (PDSYRK), combined by a Hadamard product:
+ *                wscale^2 (G_g o G_a) + bscale^2 G_g;  O(L N^2 n) flops.
+ *   jacobian   - the reference: each rank materialises its block of the Jacobian
+ *                (its samples x its share of a parameter chunk) and Theta += J J^T.
+ * Only the lower triangle is accumulated; the result is mirrored, so Theta is exactly
+ * symmetric. */
+#ifndef NTK_NTK_H
+#define NTK_NTK_H
+#include "ntk_model.h"
+
+/* Collective.  theta must be an N x N dmat (overwritten).  xi: the mask (NULL = evaluation
+ * network).  group_trace (NTK_NGROUPS(L) doubles, may be NULL) receives the trace of each
+ * parameter group's contribution. */
+int ntk_ntk_compute(const ntk_model *model, const ntk_dmat *X, const double *xi, int method,
+                    double chunk_mb, ntk_dmat *theta, double *group_trace);
+/* Collective: the kernel the config's ntk.network asks for at training step `step`
+ * (eval, the step's mask, or the average over ntk.mask_samples masks). */
+int ntk_ntk_for_config(const ntk_model *model, const ntk_dmat *X, long long step,
+                       ntk_dmat *theta, double *group_trace);
+
+#endif

@@ -1,0 +1,63 @@
+/* ntk_output: the parallel HDF5 result file (names fixed by MODEL.md).  Opened
+ * collectively with MPI-IO as PATH.partial; distributed matrices are written straight
+ * from the block-cyclic layout by every rank (collective hyperslab writes); replicated
+ * data is written by rank 0 inside collective calls.  Trajectory datasets are chunked and
+ * extendible: each measurement appends one row and flushes, so a killed run keeps every
+ * completed step.  ntk_output_close sets the `status` attribute and renames the file to
+ * PATH; a run that fails keeps only PATH.partial (never a complete-looking file). */
+#ifndef NTK_OUTPUT_H
+#define NTK_OUTPUT_H
+#include <hdf5.h>
+#include "ntk_grid.h"
+#include "ntk_timer.h"
+
+typedef struct {
+  const ntk_grid *g;
+  hid_t file;
+  char path[1024];
+  char partial[1040];
+  long long nsteps; /* rows appended to /trajectory/step so far */
+} ntk_output;
+
+/* Collective.  Fails (NTK_ERR_INPUT) if PATH exists and !overwrite, or the folder is not
+ * writable; removes a stale PATH.partial.  Writes format, format_version, version and
+ * status = "running". */
+int ntk_output_open(ntk_output *o, const ntk_grid *g, const char *path, int overwrite);
+/* Collective: reopen an existing PATH.partial or PATH for appending (used by --resume). */
+int ntk_output_reopen(ntk_output *o, const ntk_grid *g, const char *path);
+
+/* Collective root (or group, when obj is a group path like "/analytic") attributes. */
+int ntk_output_attr_string(ntk_output *o, const char *obj, const char *name, const char *value);
+int ntk_output_attr_int(ntk_output *o, const char *obj, const char *name, long long value);
+int ntk_output_attr_double(ntk_output *o, const char *obj, const char *name, double value);
+
+/* Collective: the dmat A as a row-major (A->m, A->n) dataset `name` (parents created). */
+int ntk_output_write_dmat(ntk_output *o, const char *name, const ntk_dmat *A);
+/* Collective: A into slice `index` of a 3-D dataset (count, A->m, A->n), created on first
+ * use with `count` slices (W (L, n, n)). */
+int ntk_output_write_dmat_slice(ntk_output *o, const char *name, int count, int index,
+                                const ntk_dmat *A);
+/* Collective: replicated data (identical on all ranks), rank 0 writes.  rank 1: (n0),
+ * rank 2: (n0, n1) row-major. */
+int ntk_output_write_array(ntk_output *o, const char *name, int rank, const long long *dims,
+                           const double *x);
+int ntk_output_write_int_array(ntk_output *o, const char *name, long long n, const long long *x);
+int ntk_output_write_strings(ntk_output *o, const char *name, int n, const char *const *s);
+
+/* Trajectory: collective appends, one row per measurement.  Datasets are created on
+ * first use with an unlimited first dimension. */
+int ntk_output_append_scalar(ntk_output *o, const char *name, double value);
+int ntk_output_append_int(ntk_output *o, const char *name, long long value);
+int ntk_output_append_row(ntk_output *o, const char *name, int len, const double *row);
+int ntk_output_append_dmat(ntk_output *o, const char *name, const ntk_dmat *A);
+/* Collective H5Fflush. */
+int ntk_output_flush(ntk_output *o);
+
+/* Collective: /timing group with per-phase min/avg/max seconds and flops. */
+int ntk_output_write_timing(ntk_output *o, const ntk_timer_stat *stats, int nstats);
+
+/* Collective: set status, close; rename PATH.partial -> PATH unless status is "failed".
+ * Safe to call on an unopened/failed ntk_output (file < 0). */
+int ntk_output_close(ntk_output *o, const char *status);
+
+#endif

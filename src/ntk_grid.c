@@ -1,0 +1,284 @@
+#include "ntk_grid.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ntk_error.h"
+#include "ntk_scalapack.h"
+
+static const int izero = 0, ione = 1;
+
+void ntk_grid_choose(int size, int *nprow, int *npcol) {
+  int c = 1;
+  for (int k = 1; (long)k * k <= size; ++k)
+    if (size % k == 0) c = k;
+  *npcol = c;
+  *nprow = size / c;
+}
+
+int ntk_grid_create(MPI_Comm comm, int rows, int cols, int block_size, ntk_grid *g) {
+  memset(g, 0, sizeof *g);
+  g->comm = comm;
+  MPI_Comm_rank(comm, &g->rank);
+  MPI_Comm_size(comm, &g->size);
+  if (block_size < 1)
+    return ntk_err_set(NTK_ERR_INPUT, "grid.block_size: must be >= 1, got %d", block_size);
+  if (rows == 0 && cols == 0) {
+    ntk_grid_choose(g->size, &rows, &cols);
+  } else if (rows == 0) {
+    if (cols < 1 || g->size % cols)
+      return ntk_err_set(NTK_ERR_INPUT, "grid.cols: %d does not divide the %d MPI ranks", cols,
+                         g->size);
+    rows = g->size / cols;
+  } else if (cols == 0) {
+    if (rows < 1 || g->size % rows)
+      return ntk_err_set(NTK_ERR_INPUT, "grid.rows: %d does not divide the %d MPI ranks", rows,
+                         g->size);
+    cols = g->size / rows;
+  }
+  if (rows * cols != g->size)
+    return ntk_err_set(NTK_ERR_INPUT,
+                       "grid.rows x grid.cols = %d x %d does not match the %d MPI ranks", rows,
+                       cols, g->size);
+  if (comm != MPI_COMM_WORLD)
+    return ntk_err_set(NTK_ERR_INTERNAL, "the BLACS grid must be built on MPI_COMM_WORLD");
+  g->nb = block_size;
+  Cblacs_get(-1, 0, &g->ctxt);
+  Cblacs_gridinit(&g->ctxt, "Row", rows, cols);
+  Cblacs_gridinfo(g->ctxt, &g->nprow, &g->npcol, &g->myrow, &g->mycol);
+  MPI_Comm_split(comm, g->myrow, g->mycol, &g->row_comm);
+  MPI_Comm_split(comm, g->mycol, g->myrow, &g->col_comm);
+  return NTK_OK;
+}
+
+void ntk_grid_free(ntk_grid *g) {
+  if (g->row_comm != MPI_COMM_NULL && g->row_comm) MPI_Comm_free(&g->row_comm);
+  if (g->col_comm != MPI_COMM_NULL && g->col_comm) MPI_Comm_free(&g->col_comm);
+  if (g->nprow > 0) Cblacs_gridexit(g->ctxt);
+  memset(g, 0, sizeof *g);
+}
+
+static int local_count(int n, int nb, int p, int np) { return numroc_(&n, &nb, &p, &izero, &np); }
+
+size_t ntk_dmat_local_bytes(const ntk_grid *g, int m, int n) {
+  return (size_t)local_count(m, g->nb, g->myrow, g->nprow) *
+         (size_t)local_count(n, g->nb, g->mycol, g->npcol) * sizeof(double);
+}
+
+int ntk_dmat_create(const ntk_grid *g, int m, int n, ntk_dmat *A) {
+  memset(A, 0, sizeof *A);
+  if (m < 1 || n < 1)
+    return ntk_err_set(NTK_ERR_INTERNAL, "distributed matrix of shape %d x %d", m, n);
+  A->g = g;
+  A->m = m;
+  A->n = n;
+  A->mloc = local_count(m, g->nb, g->myrow, g->nprow);
+  A->nloc = local_count(n, g->nb, g->mycol, g->npcol);
+  A->lld = A->mloc > 1 ? A->mloc : 1;
+  int info = 0;
+  descinit_(A->desc, &m, &n, &g->nb, &g->nb, &izero, &izero, &g->ctxt, &A->lld, &info);
+  if (info != 0) return ntk_err_set(NTK_ERR_INTERNAL, "descinit failed (info %d)", info);
+  A->a = ntk_calloc((size_t)A->lld * (size_t)(A->nloc > 0 ? A->nloc : 1), sizeof(double),
+                    "a distributed matrix");
+  if (!A->a) return NTK_ERR_MEMORY;
+  return NTK_OK;
+}
+
+void ntk_dmat_free(ntk_dmat *A) {
+  free(A->a);
+  memset(A, 0, sizeof *A);
+}
+
+int ntk_dmat_copy(const ntk_dmat *src, ntk_dmat *dst) {
+  NTK_CHECK(ntk_dmat_create(src->g, src->m, src->n, dst));
+  memcpy(dst->a, src->a, (size_t)src->lld * (size_t)src->nloc * sizeof(double));
+  return NTK_OK;
+}
+
+void ntk_dmat_zero(ntk_dmat *A) {
+  memset(A->a, 0, (size_t)A->lld * (size_t)A->nloc * sizeof(double));
+}
+
+static int l2g(int il, int nb, int p, int np) { return (il / nb) * nb * np + p * nb + il % nb; }
+
+int ntk_dmat_row_l2g(const ntk_dmat *A, int iloc) {
+  return l2g(iloc, A->g->nb, A->g->myrow, A->g->nprow);
+}
+int ntk_dmat_col_l2g(const ntk_dmat *A, int jloc) {
+  return l2g(jloc, A->g->nb, A->g->mycol, A->g->npcol);
+}
+
+static int g2l(int i, int nb, int p, int np, int *il) {
+  if ((i / nb) % np != p) return 0;
+  *il = (i / (nb * np)) * nb + i % nb;
+  return 1;
+}
+
+int ntk_dmat_row_g2l(const ntk_dmat *A, int i, int *iloc) {
+  return g2l(i, A->g->nb, A->g->myrow, A->g->nprow, iloc);
+}
+int ntk_dmat_col_g2l(const ntk_dmat *A, int j, int *jloc) {
+  return g2l(j, A->g->nb, A->g->mycol, A->g->npcol, jloc);
+}
+
+void ntk_dmat_fill(ntk_dmat *A, ntk_entry_fn fn, void *ctx) {
+  for (int jl = 0; jl < A->nloc; ++jl) {
+    int j = ntk_dmat_col_l2g(A, jl);
+    for (int il = 0; il < A->mloc; ++il)
+      A->a[il + (size_t)jl * A->lld] = fn(ntk_dmat_row_l2g(A, il), j, ctx);
+  }
+}
+
+int ntk_dmat_symmetrize_lower(ntk_dmat *A) {
+  ntk_dmat T;
+  NTK_CHECK(ntk_dmat_create(A->g, A->n, A->m, &T));
+  const double one = 1.0, zero = 0.0;
+  pdtran_(&A->m, &A->n, &one, A->a, &ione, &ione, A->desc, &zero, T.a, &ione, &ione, T.desc);
+  for (int jl = 0; jl < A->nloc; ++jl) {
+    int j = ntk_dmat_col_l2g(A, jl);
+    for (int il = 0; il < A->mloc; ++il)
+      if (ntk_dmat_row_l2g(A, il) < j) A->a[il + (size_t)jl * A->lld] = T.a[il + (size_t)jl * T.lld];
+  }
+  ntk_dmat_free(&T);
+  return NTK_OK;
+}
+
+double ntk_dmat_norm_fro(const ntk_dmat *A) {
+  double s = 0.0, tot = 0.0;
+  for (int jl = 0; jl < A->nloc; ++jl)
+    for (int il = 0; il < A->mloc; ++il) {
+      double v = A->a[il + (size_t)jl * A->lld];
+      s += v * v;
+    }
+  MPI_Allreduce(&s, &tot, 1, MPI_DOUBLE, MPI_SUM, A->g->comm);
+  return sqrt(tot);
+}
+
+double ntk_dmat_diff_fro(const ntk_dmat *A, const ntk_dmat *B) {
+  double s = 0.0, tot = 0.0;
+  for (int jl = 0; jl < A->nloc; ++jl)
+    for (int il = 0; il < A->mloc; ++il) {
+      double v = A->a[il + (size_t)jl * A->lld] - B->a[il + (size_t)jl * B->lld];
+      s += v * v;
+    }
+  MPI_Allreduce(&s, &tot, 1, MPI_DOUBLE, MPI_SUM, A->g->comm);
+  return sqrt(tot);
+}
+
+double ntk_dmat_trace(const ntk_dmat *A) {
+  double s = 0.0, tot = 0.0;
+  for (int jl = 0; jl < A->nloc; ++jl) {
+    int il, j = ntk_dmat_col_l2g(A, jl);
+    if (ntk_dmat_row_g2l(A, j, &il)) s += A->a[il + (size_t)jl * A->lld];
+  }
+  MPI_Allreduce(&s, &tot, 1, MPI_DOUBLE, MPI_SUM, A->g->comm);
+  return tot;
+}
+
+int ntk_dmat_gemm(char ta, char tb, double alpha, const ntk_dmat *A, const ntk_dmat *B,
+                  double beta, ntk_dmat *C) {
+  int k = (ta == 'N' || ta == 'n') ? A->n : A->m;
+  int kb = (tb == 'N' || tb == 'n') ? B->m : B->n;
+  if (k != kb) return ntk_err_set(NTK_ERR_INTERNAL, "gemm: inner dimensions %d and %d", k, kb);
+  pdgemm_(&ta, &tb, &C->m, &C->n, &k, &alpha, A->a, &ione, &ione, A->desc, B->a, &ione, &ione,
+          B->desc, &beta, C->a, &ione, &ione, C->desc);
+  return NTK_OK;
+}
+
+int ntk_dmat_syrk_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *C) {
+  if (C->m != A->m || C->n != A->m)
+    return ntk_err_set(NTK_ERR_INTERNAL, "syrk: C is %d x %d for A of %d rows", C->m, C->n, A->m);
+  pdsyrk_("L", "N", &A->m, &A->n, &alpha, A->a, &ione, &ione, A->desc, &beta, C->a, &ione,
+          &ione, C->desc);
+  return NTK_OK;
+}
+
+/* Rank r of the "Row"-ordered grid sits at (r / npcol, r % npcol). */
+int ntk_dmat_gather(const ntk_dmat *A, int root, double **full) {
+  const ntk_grid *g = A->g;
+  *full = NULL;
+  int nloc_all = A->mloc * A->nloc;
+  if (g->rank != root) {
+    double *tmp = ntk_malloc((size_t)nloc_all * sizeof(double), "gather buffer");
+    if (!tmp) return NTK_ERR_MEMORY;
+    for (int jl = 0; jl < A->nloc; ++jl)
+      memcpy(tmp + (size_t)jl * A->mloc, A->a + (size_t)jl * A->lld, (size_t)A->mloc * sizeof(double));
+    MPI_Send(tmp, nloc_all, MPI_DOUBLE, root, 1, g->comm);
+    free(tmp);
+    return NTK_OK;
+  }
+  double *out = ntk_calloc((size_t)A->m * A->n, sizeof(double), "gathered matrix");
+  if (!out) return NTK_ERR_MEMORY;
+  for (int r = 0; r < g->size; ++r) {
+    int pr = r / g->npcol, pc = r % g->npcol;
+    int ml = local_count(A->m, g->nb, pr, g->nprow), nl = local_count(A->n, g->nb, pc, g->npcol);
+    double *buf;
+    if (r == root) {
+      buf = malloc((size_t)(ml * nl > 0 ? ml * nl : 1) * sizeof(double));
+      for (int jl = 0; jl < nl; ++jl)
+        memcpy(buf + (size_t)jl * ml, A->a + (size_t)jl * A->lld, (size_t)ml * sizeof(double));
+    } else {
+      buf = malloc((size_t)(ml * nl > 0 ? ml * nl : 1) * sizeof(double));
+      MPI_Recv(buf, ml * nl, MPI_DOUBLE, r, 1, g->comm, MPI_STATUS_IGNORE);
+    }
+    for (int jl = 0; jl < nl; ++jl) {
+      int j = l2g(jl, g->nb, pc, g->npcol);
+      for (int il = 0; il < ml; ++il)
+        out[(size_t)l2g(il, g->nb, pr, g->nprow) * A->n + j] = buf[il + (size_t)jl * ml];
+    }
+    free(buf);
+  }
+  *full = out;
+  return NTK_OK;
+}
+
+int ntk_dmat_replicate_rows(const ntk_dmat *A, double **rows) {
+  const ntk_grid *g = A->g;
+  int *counts, *displs;
+  NTK_ALLOC(counts, g->npcol, "replicate counts");
+  NTK_ALLOC(displs, g->npcol, "replicate displacements");
+  int total = 0;
+  for (int pc = 0; pc < g->npcol; ++pc) {
+    counts[pc] = A->mloc * local_count(A->n, g->nb, pc, g->npcol);
+    displs[pc] = total;
+    total += counts[pc];
+  }
+  double *send, *recv, *out;
+  NTK_ALLOC(send, A->mloc * A->nloc, "replicate send buffer");
+  NTK_ALLOC(recv, total, "replicate receive buffer");
+  NTK_ALLOC(out, (size_t)A->mloc * A->n, "replicated rows");
+  for (int jl = 0; jl < A->nloc; ++jl)
+    memcpy(send + (size_t)jl * A->mloc, A->a + (size_t)jl * A->lld, (size_t)A->mloc * sizeof(double));
+  MPI_Allgatherv(send, A->mloc * A->nloc, MPI_DOUBLE, recv, counts, displs, MPI_DOUBLE,
+                 g->row_comm);
+  for (int pc = 0; pc < g->npcol; ++pc) {
+    int nl = local_count(A->n, g->nb, pc, g->npcol);
+    for (int jl = 0; jl < nl; ++jl) {
+      int j = l2g(jl, g->nb, pc, g->npcol);
+      for (int il = 0; il < A->mloc; ++il)
+        out[(size_t)il * A->n + j] = recv[displs[pc] + il + (size_t)jl * A->mloc];
+    }
+  }
+  free(send);
+  free(recv);
+  free(counts);
+  free(displs);
+  *rows = out;
+  return NTK_OK;
+}
+
+int ntk_dmat_allgather_vector(const ntk_dmat *A, double *x) {
+  if (A->m != 1 && A->n != 1)
+    return ntk_err_set(NTK_ERR_INTERNAL, "allgather_vector on a %d x %d matrix", A->m, A->n);
+  int len = A->m * A->n;
+  double *part;
+  NTK_ALLOC(part, len, "vector gather");
+  for (int jl = 0; jl < A->nloc; ++jl)
+    for (int il = 0; il < A->mloc; ++il)
+      part[ntk_dmat_row_l2g(A, il) + ntk_dmat_col_l2g(A, jl)] = A->a[il + (size_t)jl * A->lld];
+  /* each entry has exactly one owner, so a sum assembles the vector */
+  MPI_Allreduce(part, x, len, MPI_DOUBLE, MPI_SUM, A->g->comm);
+  free(part);
+  return NTK_OK;
+}
