@@ -29,6 +29,9 @@ void ntk_err_clear(void);
  * severity seen on any rank) and replaces every rank's message with the message of the
  * lowest failing rank, prefixed with "[rank r] " when it came from one rank only. */
 int ntk_err_sync(MPI_Comm comm, int local_code);
+/* 1 if the current error went through ntk_err_sync (every rank knows it), else 0: an
+ * unsynced error may leave other ranks inside a collective, so the caller must abort. */
+int ntk_err_is_synced(void);
 /* Print the trace (file:line list) on stderr; used with NTK_DEBUG=1. */
 void ntk_err_print_trace(void);
 /* Map an error code to the process exit status. */

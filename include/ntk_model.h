@@ -38,9 +38,9 @@ typedef struct {
 } ntk_model;
 
 typedef struct {
-  int N;
+  int N, L;
   double *xi;       /* the mask used (length L) */
-  ntk_dmat u;       /* N x m: 2*pi*s * X G^T (has_fourier) */
+  ntk_dmat u;       /* N x 2m: 2*pi*s * X G^T in both halves (has_fourier) */
   ntk_dmat phi;     /* N x p: the input features (aliases X when m == 0) */
   int phi_owned;
   ntk_dmat *h;      /* L+1: h^0 .. h^L (N x n) */
@@ -54,7 +54,12 @@ typedef struct {
 typedef int (*ntk_visit_fn)(int group, const ntk_dmat *g, const ntk_dmat *a, double wscale,
                             double bscale, void *ctx);
 
-/* Collective: draw the parameters at initialisation from (seed, tensor, row, col). */
+/* Collective: draw the parameters at initialisation.  Every entry is N(0,1) from
+ * ntk_rng_normal(seed, stream, a, b, c) with (stream; a, b, c):
+ *   G[k][j]   (FOURIER_G; k, j, 0)      W0[i][j] (W0; i, j, 0)   b0[i] (B0; i, 0, 0)
+ *   W^l[i][j] (W; i, j, l)              b^l[i]   (B; l, i, 0)
+ *   V[c][j]   (V; c, j, 0)              b_out[c] (B_OUT; c, 0, 0)
+ * so any module (the analytic kernel's exact Fourier features) can regenerate them. */
 int ntk_model_init(const ntk_config *cfg, const ntk_grid *g, int d, int k, ntk_model *model);
 void ntk_model_free(ntk_model *model);
 /* Total trainable parameter count. */

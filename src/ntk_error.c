@@ -12,6 +12,7 @@ static int err_code = NTK_OK;
 static char err_msg[NTK_MSG_MAX];
 static char err_trace[NTK_TRACE_MAX][160];
 static int err_ntrace;
+static int err_synced;
 
 int ntk_err_set(int code, const char *fmt, ...) {
   if (err_code != NTK_OK) return err_code; /* keep the first, it is the cause */
@@ -38,7 +39,10 @@ void ntk_err_clear(void) {
   err_code = NTK_OK;
   err_msg[0] = '\0';
   err_ntrace = 0;
+  err_synced = 0;
 }
+
+int ntk_err_is_synced(void) { return err_synced; }
 
 int ntk_err_sync(MPI_Comm comm, int local_code) {
   int size, rank;
@@ -53,6 +57,7 @@ int ntk_err_sync(MPI_Comm comm, int local_code) {
   /* largest code, and separately the lowest failing rank */
   MPI_Allreduce(&mine[0], &worst[0], 1, MPI_INT, MPI_MAX, comm);
   if (worst[0] == NTK_OK) return NTK_OK;
+  err_synced = 1;
   MPI_Allreduce(&mine[1], &worst[1], 1, MPI_INT, MPI_MIN, comm);
   int nfail = 0, failed = local_code != NTK_OK;
   MPI_Allreduce(&failed, &nfail, 1, MPI_INT, MPI_SUM, comm);

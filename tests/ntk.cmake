@@ -1,0 +1,5 @@
+ntk_test_exe(test_ntk test_ntk.c)
+ntk_add_mpi_test(ntk_np1 test_ntk 1)
+ntk_add_mpi_test(ntk_np2_2x1 test_ntk 2 2 1 2)
+ntk_add_mpi_test(ntk_np2_1x2 test_ntk 2 1 2 3)
+ntk_add_mpi_test(ntk_np4_2x2 test_ntk 4 2 2 2)
