@@ -5,6 +5,7 @@
  * allowed; an unknown key gets a did-you-mean suggestion. */
 #ifndef NTK_CONFIG_H
 #define NTK_CONFIG_H
+#include <float.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -141,5 +142,24 @@ const char *ntk_config_enum_name(const char *key, int value);
 double ntk_config_alpha(const ntk_config *cfg, int l);    /* alpha_l, l = 1..L */
 double ntk_config_survival(const ntk_config *cfg, int l); /* p_l,     l = 1..L */
 int ntk_config_input_dim(const ntk_config *cfg, int d);   /* p = dim phi(x) */
+
+/* Helpers over the key table (added by the config module). */
+/* A key's min equal to this means "strictly greater than 0" (the range is otherwise
+ * inclusive); a max of INT_MAX / DBL_MAX means unbounded above. */
+#define NTK_KEY_MIN_POSITIVE DBL_MIN
+/* The row of a dotted key name, NULL if there is none. */
+const ntk_config_key *ntk_config_find_key(const char *name);
+/* The closest key or section name to a misspelt one ("model.widht" -> "model.width"),
+ * NULL when nothing is close enough to be a useful suggestion. */
+const char *ntk_config_suggest(const char *name);
+/* Human-readable allowed values of a key (">= 1", "0 .. 2", "relu, erf, ...") into buf. */
+void ntk_config_allowed(const ntk_config_key *key, char *buf, size_t n);
+/* The value of a key in cfg as YAML scalar/flow text into buf. */
+void ntk_config_value_text(const ntk_config *cfg, const ntk_config_key *key, char *buf,
+                           size_t n);
+/* First key whose value differs between a and b, NULL if none (source is not compared). */
+const char *ntk_config_diff(const ntk_config *a, const ntk_config *b);
+/* Like ntk_config_to_yaml, with each key's doc and allowed values as a trailing comment. */
+char *ntk_config_to_yaml_commented(const ntk_config *cfg);
 
 #endif
