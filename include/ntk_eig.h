@@ -17,6 +17,13 @@ typedef struct {
 
 extern const ntk_eigensolver ntk_eigensolvers[];
 extern const int ntk_num_eigensolvers;
+/* The table's first entry. */
+#define NTK_EIG_DEFAULT "pdsyevr"
+/* Calling an entry's solve directly: collective; A (N x N) is destroyed and only its lower
+ * triangle read; top_k 0 means all N; w_desc receives K descending values; with
+ * want_vectors Z is created (N x K, column i for w_desc[i]); errors are agreed across
+ * ranks.  ntk_eig_solve adds the copy of A, argument checks and a broadcast that makes
+ * w_desc bitwise identical on every rank. */
 
 /* NULL if unknown. */
 const ntk_eigensolver *ntk_eig_find(const char *name);

@@ -37,7 +37,8 @@ int ntk_grid_create(MPI_Comm comm, int rows, int cols, int block_size, ntk_grid 
                          g->size);
     cols = g->size / rows;
   }
-  if (rows * cols != g->size)
+  /* negative shapes can multiply to the rank count; BLACS would abort on them */
+  if (rows < 1 || cols < 1 || rows * cols != g->size)
     return ntk_err_set(NTK_ERR_INPUT,
                        "grid.rows x grid.cols = %d x %d does not match the %d MPI ranks", rows,
                        cols, g->size);
@@ -131,6 +132,8 @@ void ntk_dmat_fill(ntk_dmat *A, ntk_entry_fn fn, void *ctx) {
 }
 
 int ntk_dmat_symmetrize_lower(ntk_dmat *A) {
+  if (A->m != A->n)
+    return ntk_err_set(NTK_ERR_INTERNAL, "symmetrize: %d x %d is not square", A->m, A->n);
   ntk_dmat T;
   NTK_CHECK(ntk_dmat_create(A->g, A->n, A->m, &T));
   const double one = 1.0, zero = 0.0;
@@ -181,6 +184,11 @@ int ntk_dmat_gemm(char ta, char tb, double alpha, const ntk_dmat *A, const ntk_d
   int k = (ta == 'N' || ta == 'n') ? A->n : A->m;
   int kb = (tb == 'N' || tb == 'n') ? B->m : B->n;
   if (k != kb) return ntk_err_set(NTK_ERR_INTERNAL, "gemm: inner dimensions %d and %d", k, kb);
+  /* PDGEMM only prints a mismatch with C, it cannot return it */
+  int m = (ta == 'N' || ta == 'n') ? A->m : A->n, n = (tb == 'N' || tb == 'n') ? B->n : B->m;
+  if (C->m != m || C->n != n)
+    return ntk_err_set(NTK_ERR_INTERNAL, "gemm: C is %d x %d for a %d x %d product", C->m, C->n,
+                       m, n);
   pdgemm_(&ta, &tb, &C->m, &C->n, &k, &alpha, A->a, &ione, &ione, A->desc, B->a, &ione, &ione,
           B->desc, &beta, C->a, &ione, &ione, C->desc);
   return NTK_OK;

@@ -1,0 +1,8 @@
+# eigensolver module: every grid shape of 1, 2 and 4 ranks (block sizes 2, 3, 64 inside)
+ntk_test_exe(test_eig test_eig.c)
+ntk_add_mpi_test(eig_np1_1x1 test_eig 1 1 1)
+ntk_add_mpi_test(eig_np2_2x1 test_eig 2 2 1)
+ntk_add_mpi_test(eig_np2_1x2 test_eig 2 1 2)
+ntk_add_mpi_test(eig_np4_2x2 test_eig 4 2 2)
+ntk_add_mpi_test(eig_np4_1x4 test_eig 4 1 4)
+ntk_add_mpi_test(eig_np4_4x1 test_eig 4 4 1)
