@@ -60,4 +60,22 @@ int ntk_output_write_timing(ntk_output *o, const ntk_timer_stat *stats, int nsta
  * Safe to call on an unopened/failed ntk_output (file < 0). */
 int ntk_output_close(ntk_output *o, const char *status);
 
+/* Additions.
+ * Notes on the calls above: appends do not flush; the caller calls ntk_output_flush after
+ * each measurement's group of appends, and a killed run then leaves PATH.partial readable
+ * with every flushed row (HDF5 1.10 can leave unflushed metadata half-written).  With
+ * overwrite, ntk_output_open removes an existing PATH at once, so a run that then fails
+ * leaves no complete-looking file.  A refused reopen (not an ntkspec file) gives PATH its
+ * name back.  String datasets are fixed-length (parallel HDF5 cannot write
+ * variable-length data); string attributes are variable-length UTF-8 (h5py: str). */
+/* Collective: rows (first dimension) of dataset `name`, 0 when it does not exist; used by
+ * --resume to see how far each trajectory got. */
+int ntk_output_rows(ntk_output *o, const char *name, long long *rows);
+/* Collective: shrink an appended dataset to its first `rows` rows (a resume that restarts
+ * from an earlier step drops the rows after it). */
+int ntk_output_truncate(ntk_output *o, const char *name, long long rows);
+/* Bytes of the per-rank staging buffer for dmat writes (default 64 MiB): a larger local
+ * block is written in several collective rounds.  Tuning and tests only. */
+void ntk_output_set_write_buffer(size_t bytes);
+
 #endif
