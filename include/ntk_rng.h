@@ -28,8 +28,12 @@ typedef enum {
 
 /* Raw Philox4x64-10 block: out = philox(counter = ctr[4], key = key[2]). */
 void ntk_rng_philox(const uint64_t ctr[4], const uint64_t key[2], uint64_t out[4]);
-/* Uniform in the open interval (0, 1), 53 random bits. */
+/* Uniform in the open interval (0, 1): the top 52 bits k of out[0] give (k + 1/2) 2^-52.
+ * Every such midpoint is an exact double, the smallest 2^-53 and the largest 1 - 2^-53.
+ * (A 53-bit midpoint grid is not representable above 1/2: its top value rounds to 1.0.) */
 double ntk_rng_uniform(uint64_t seed, uint32_t stream, uint64_t a, uint64_t b, uint64_t c);
+/* The same map from one raw 64-bit word to (0, 1), for callers holding a Philox block. */
+double ntk_rng_u01(uint64_t word);
 /* Standard normal N(0,1) (Box-Muller on the first two words of one Philox block). */
 double ntk_rng_normal(uint64_t seed, uint32_t stream, uint64_t a, uint64_t b, uint64_t c);
 
