@@ -1,0 +1,141 @@
+"""Bad input: every case exits with status 2 and exactly one line on stderr,
+"ntkspec: error: ..." containing the expected words; nothing crashes and no output file
+(complete or partial) is left behind.  One table row per case."""
+import math
+import os
+import sys
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ntkharness as H  # noqa: E402
+
+R = H.Report()
+tmp = H.tmpdir()
+OUT = os.path.join(tmp, "out.h5")
+
+GOOD = """seed: 1
+model: {width: 16, depth: 2, activation: tanh}
+fourier: {features: 4}
+data: {source: synthetic_1d, n_train: 40, n_test: 8}
+grid: {block_size: 8}
+output: {path: %s}
+""" % OUT
+
+
+def h5data(name, x, y, **extra):
+    path = os.path.join(tmp, name)
+    with h5py.File(path, "w") as f:
+        if x is not None:
+            f["x"] = x
+        if y is not None:
+            f["y"] = y
+        for k, v in extra.items():
+            f[k] = v
+    return path
+
+
+rng = np.random.default_rng(0)
+x_ok, y_ok = rng.normal(size=(30, 3)), rng.normal(size=(30, 1))
+x_nan = x_ok.copy()
+x_nan[17, 1] = math.nan
+y_inf = y_ok.copy()
+y_inf[3, 0] = math.inf
+nan_file = h5data("nan.h5", x_nan, y_ok)
+inf_file = h5data("inf.h5", x_ok, y_inf)
+mismatch_file = h5data("mismatch.h5", x_ok, y_ok[:20])
+rank1_file = h5data("rank1.h5", x_ok[:, 0], y_ok)
+nox_file = h5data("nox.h5", None, y_ok)
+with open(os.path.join(tmp, "garbage.h5"), "w") as f:
+    f.write("this is not HDF5\n")
+exists = os.path.join(tmp, "exists.h5")
+
+
+def hdf5_cfg(path, extra=""):
+    return GOOD.replace("data: {source: synthetic_1d, n_train: 40, n_test: 8}",
+                        "data: {source: hdf5, path: %s%s}" % (path, extra))
+
+
+# (name, config text or None, extra args, ranks, expected words in the message)
+CASES = [
+    ("malformed YAML", "model: {width: 16\n", [], 1, "YAML syntax error"),
+    ("tab-broken YAML", "model:\n  width: 3\n depth: 2\n", [], 1, "YAML"),
+    ("unknown key with suggestion", GOOD + "modle: {width: 3}\n", [], 1, "did you mean"),
+    ("unknown nested key", GOOD.replace("depth: 2", "dept: 2"), [], 1, "model.dept"),
+    ("wrong type", GOOD.replace("width: 16", "width: abc"), [], 1, "model.width"),
+    ("float for an integer", GOOD.replace("width: 16", "width: 1.5"), [], 1, "model.width"),
+    ("zero width", GOOD.replace("width: 16", "width: 0"), [], 1, "model.width"),
+    ("negative depth", GOOD.replace("depth: 2", "depth: -1"), [], 1, "model.depth"),
+    ("unknown activation", GOOD.replace("tanh", "swish"), [], 1, "model.activation"),
+    ("NaN weight std", GOOD.replace("activation: tanh", "activation: tanh, weight_std: .nan"), [], 1,
+     "model.weight_std"),
+    ("negative bias std", GOOD.replace("activation: tanh", "activation: tanh, bias_std: -1"), [], 1,
+     "model.bias_std"),
+    ("survival out of range", GOOD + "depth: {survival: 1.5}\n", [], 1, "depth.survival"),
+    ("mask of wrong length", GOOD + "depth: {mask: [1, 0, 1]}\n", [], 1, "depth.mask"),
+    ("unknown alpha schedule", GOOD + "residual: {schedule: cosine}\n", [], 1, "residual.schedule"),
+    ("duplicate key", GOOD + "seed: 2\n", [], 1, "seed"),
+    ("zero training samples", GOOD.replace("n_train: 40", "n_train: 0"), [], 1, "n_train"),
+    ("unknown data source", GOOD.replace("synthetic_1d", "imagenet"), [], 1, "data.source"),
+    ("unprojected width mismatch", GOOD + "fourier: {features: 4, project: false}\n", [], 1, None),
+    ("missing config file", None, [os.path.join(tmp, "nope.yaml")], 1, "nope.yaml"),
+    ("no config argument", None, [], 1, "CONFIG"),
+    ("unknown option", GOOD, ["--fast"], 1, "--fast"),
+    ("--set without value", GOOD, ["--set"], 1, "--set"),
+    ("--set unknown key", GOOD, ["--set", "model.widht=3"], 2, "did you mean"),
+    ("--set bad value", GOOD, ["--set", "grid.block_size=0"], 2, "grid.block_size"),
+    ("grid does not match ranks", GOOD + "", ["--set", "grid.rows=3", "--set", "grid.cols=1"], 2, "grid"),
+    ("more ranks than rows allow", GOOD.replace("n_train: 40", "n_train: 10"),
+     ["--set", "grid.rows=4", "--set", "grid.cols=1"], 4, "row block"),
+    ("top_k larger than N", GOOD + "ntk: {top_k: 41}\n", [], 2, "top_k"),
+    ("unknown eigensolver", GOOD + "eigensolver: {type: lanczos}\n", [], 1, "eigensolver.type"),
+    ("output folder missing", GOOD.replace(OUT, os.path.join(tmp, "no", "dir", "o.h5")), [], 2, "no/dir"),
+    ("output exists", GOOD.replace(OUT, exists), [], 2, "exists"),
+    ("missing data file", hdf5_cfg(os.path.join(tmp, "absent.h5")), [], 2, "absent.h5"),
+    ("data file not HDF5", hdf5_cfg(os.path.join(tmp, "garbage.h5")), [], 2, "garbage.h5"),
+    ("NaN in x", hdf5_cfg(nan_file), [], 2, "x"),
+    ("Inf in y", hdf5_cfg(inf_file), [], 4, "y"),
+    ("x/y row mismatch", hdf5_cfg(mismatch_file), [], 2, "row"),
+    ("x of rank 1", hdf5_cfg(rank1_file), [], 2, "x"),
+    ("missing x dataset", hdf5_cfg(nox_file), [], 2, "x"),
+    ("more rows asked than the file has", hdf5_cfg(h5data("ok.h5", x_ok, y_ok), ", n_train: 31"), [], 2, "n_train"),
+    ("fashion class out of range", GOOD.replace("source: synthetic_1d, n_train: 40, n_test: 8",
+                                                "source: fashion_mnist, n_train: 40, classes: [0, 12]"),
+     [], 1, "data.classes"),
+    ("fashion folder without files", GOOD.replace("source: synthetic_1d, n_train: 40, n_test: 8",
+                                                  "source: fashion_mnist, n_train: 40, path: %s" % tmp),
+     [], 2, "idx"),
+    ("analytic fourier kernel unknown", GOOD + "analytic: {enabled: true, fourier: approximate}\n", [], 1,
+     "analytic.fourier"),
+    ("analytic quadrature order zero", GOOD + "analytic: {quadrature_order: 0}\n", [], 1,
+     "analytic.quadrature_order"),
+    ("analytic enumerate depth negative", GOOD + "analytic: {enumerate_depth: -1}\n", [], 1,
+     "analytic.enumerate_depth"),
+    ("analytic mask samples zero", GOOD + "analytic: {mask_samples: 0}\n", [], 1, "analytic.mask_samples"),
+]
+
+R.check(len(CASES) >= 25, "at least 25 cases")
+for i, (name, text, args, np_, words) in enumerate(CASES):
+    for p in (OUT, OUT + ".partial"):
+        if os.path.exists(p):
+            os.remove(p)
+    with open(exists, "w") as f:
+        f.write("previous result\n")
+    argv = ["run"]
+    if text is not None:
+        argv.append(H.write_config(tmp, "case%02d.yaml" % i, text))
+    argv += args
+    p = H.run(argv, np=np_, timeout=120)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    R.check(p.returncode == 2, "%s: exit status %d (stderr: %s)" % (name, p.returncode, p.stderr.strip()))
+    R.check(len(lines) == 1 and lines[0].startswith("ntkspec: error: "),
+            "%s: one error line, got %r" % (name, lines))
+    if words:
+        R.check(any(words in ln for ln in lines), "%s: message %r lacks %r" % (name, lines, words))
+    R.check(not os.path.exists(OUT) and not os.path.exists(OUT + ".partial"),
+            "%s: output left behind" % name)
+    with open(exists) as f:
+        R.check(f.read() == "previous result\n", "%s: an existing file was touched" % name)
+
+sys.exit(R.finish())
