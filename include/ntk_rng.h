@@ -1,6 +1,7 @@
 /* ntk_rng: counter-based random numbers (Random123 Philox4x64-10, Debian's
  * librandom123-dev).  Every random number ntkspec uses is a pure function of
- * (seed, stream, a, b, c): the key is (seed, stream), the counter (a, b, c, 0).  Streams
+ * (seed, stream, a, b, c): the key is (seed, stream), the counter (a, b, c, 0) for uniforms and
+ * (a, b / 4, c, 1) for normals.  Streams
  * name what is drawn (a tensor, the data, the masks); a, b, c are global indices such as
  * (row, column, layer) or (block, step).  So parameters, data and masks are the same for
  * any rank count and grid shape, and no generator state needs to be saved. */
@@ -34,7 +35,12 @@ void ntk_rng_philox(const uint64_t ctr[4], const uint64_t key[2], uint64_t out[4
 double ntk_rng_uniform(uint64_t seed, uint32_t stream, uint64_t a, uint64_t b, uint64_t c);
 /* The same map from one raw 64-bit word to (0, 1), for callers holding a Philox block. */
 double ntk_rng_u01(uint64_t word);
-/* Standard normal N(0,1) (Box-Muller on the first two words of one Philox block). */
+/* Standard normals: one Philox block at counter (a, q, c, 1) gives the four normals
+ * b = 4q .. 4q+3 (Box-Muller on words (0,1) -> cos, sin and (2,3) -> cos, sin), so that
+ * filling a matrix row costs a quarter of a block per entry (ntk_rng_normal4). */
+void ntk_rng_normal4(uint64_t seed, uint32_t stream, uint64_t a, uint64_t q, uint64_t c,
+                     double z[4]);
+/* The normal for index b: entry b % 4 of ntk_rng_normal4(seed, stream, a, b / 4, c). */
 double ntk_rng_normal(uint64_t seed, uint32_t stream, uint64_t a, uint64_t b, uint64_t c);
 
 #endif

@@ -34,22 +34,24 @@ double ntk_act_deriv(int activation, double x) {
   }
 }
 
-typedef struct {
-  uint64_t seed;
-  uint32_t stream;
-  uint64_t c;
-} normal_ctx;
-
-static double normal_entry(int i, int j, void *vctx) {
-  const normal_ctx *ctx = vctx;
-  return ntk_rng_normal(ctx->seed, ctx->stream, (uint64_t)i, (uint64_t)j, ctx->c);
-}
-
+/* A matrix of N(0,1) entries (i, j) -> ntk_rng_normal(seed, stream, i, j, c), filled
+ * four columns per Philox block: initialisation of very wide layers is RNG-bound. */
 static int normal_dmat(const ntk_grid *g, int m, int n, uint64_t seed, uint32_t stream, uint64_t c,
                        ntk_dmat *A) {
   NTK_CHECK(ntk_dmat_create(g, m, n, A));
-  normal_ctx ctx = {seed, stream, c};
-  ntk_dmat_fill(A, normal_entry, &ctx);
+  for (int il = 0; il < A->mloc; ++il) {
+    const uint64_t i = (uint64_t)ntk_dmat_row_l2g(A, il);
+    uint64_t q = UINT64_MAX;
+    double z[4];
+    for (int jl = 0; jl < A->nloc; ++jl) {
+      const uint64_t j = (uint64_t)ntk_dmat_col_l2g(A, jl);
+      if (j / 4 != q) {
+        q = j / 4;
+        ntk_rng_normal4(seed, stream, i, q, c, z);
+      }
+      A->a[il + (size_t)jl * A->lld] = z[j % 4];
+    }
+  }
   return NTK_OK;
 }
 

@@ -32,10 +32,24 @@ double ntk_rng_uniform(uint64_t seed, uint32_t stream, uint64_t a, uint64_t b, u
   return ntk_rng_u01(out[0]);
 }
 
-double ntk_rng_normal(uint64_t seed, uint32_t stream, uint64_t a, uint64_t b, uint64_t c) {
+void ntk_rng_normal4(uint64_t seed, uint32_t stream, uint64_t a, uint64_t q, uint64_t c,
+                     double z[4]) {
+  /* counter word 3 = 1 keeps normals apart from uniforms drawn with the same (a, b, c) */
+  const uint64_t ctr[4] = {a, q, c, 1};
+  const uint64_t key[2] = {seed, (uint64_t)stream};
   uint64_t out[4];
-  block(seed, stream, a, b, c, out);
-  /* u1 < 1 strictly, so the radius is never 0 and the log never -inf */
-  double r = sqrt(-2.0 * log(ntk_rng_u01(out[0])));
-  return r * cos(ntk_two_pi * ntk_rng_u01(out[1]));
+  ntk_rng_philox(ctr, key, out);
+  for (int p = 0; p < 2; ++p) {
+    /* u1 < 1 strictly, so the radius is never 0 and the log never -inf */
+    double r = sqrt(-2.0 * log(ntk_rng_u01(out[2 * p])));
+    double t = ntk_two_pi * ntk_rng_u01(out[2 * p + 1]);
+    z[2 * p] = r * cos(t);
+    z[2 * p + 1] = r * sin(t);
+  }
+}
+
+double ntk_rng_normal(uint64_t seed, uint32_t stream, uint64_t a, uint64_t b, uint64_t c) {
+  double z[4];
+  ntk_rng_normal4(seed, stream, a, b / 4, c, z);
+  return z[b % 4];
 }

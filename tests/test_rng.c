@@ -49,9 +49,15 @@ static void test_layout(void **state) {
   ntk_rng_philox(ctr, key, out);
   assert_true(ntk_rng_uniform(seed, stream, a, b, c) ==
               ((double)(out[0] >> 12) + 0.5) * 0x1p-52);
-  double u1 = ntk_rng_u01(out[0]), u2 = ntk_rng_u01(out[1]);
-  double z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925286766559 * u2);
-  assert_true(ntk_rng_normal(seed, stream, a, b, c) == z);
+  /* normals: counter (a, b / 4, c, 1); b = 4q + r takes cos/sin of word pair r / 2 */
+  const uint64_t nctr[4] = {a, b / 4, c, 1};
+  ntk_rng_philox(nctr, key, out);
+  for (uint64_t r = 0; r < 4; ++r) {
+    double u1 = ntk_rng_u01(out[2 * (r / 2)]), u2 = ntk_rng_u01(out[2 * (r / 2) + 1]);
+    double t = 6.283185307179586476925286766559 * u2;
+    double z = sqrt(-2.0 * log(u1)) * (r % 2 ? sin(t) : cos(t));
+    assert_true(ntk_rng_normal(seed, stream, a, 4 * (b / 4) + r, c) == z);
+  }
 }
 
 static void test_open_interval(void **state) {
