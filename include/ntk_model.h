@@ -69,6 +69,8 @@ long long ntk_model_num_params(const ntk_model *model);
  * (xi_l ~ Bernoulli(p_l) from NTK_STREAM_MASK; identical on every rank). */
 void ntk_model_eval_mask(const ntk_model *model, double *xi);
 void ntk_model_draw_mask(const ntk_model *model, long long step, long long sample, double *xi);
+/* The same training mask from the configuration alone (no model needed). */
+void ntk_mask_draw(const ntk_config *cfg, long long step, long long sample, double *xi);
 
 /* Collective forward pass on X (N x d); fwd is allocated here, free with
  * ntk_forward_free.  xi == NULL means the evaluation network. */

@@ -18,6 +18,12 @@ int main(int argc, char **argv) {
     status = 0;
   } else if (!strcmp(cmd, "run")) {
     status = ntk_app_run(argc - 2, argv + 2);
+  } else if (!strcmp(cmd, "analytic")) {
+    status = ntk_app_analytic(argc - 2, argv + 2);
+  } else if (!strcmp(cmd, "sweep")) {
+    status = ntk_app_sweep(argc - 2, argv + 2);
+  } else if (!strcmp(cmd, "info")) {
+    status = ntk_app_info(argc - 2, argv + 2);
   } else {
     if (rank == 0) fprintf(stderr, "ntkspec: error: unknown command '%s' (try ntkspec --help)\n", cmd);
   }

@@ -133,13 +133,18 @@ void ntk_model_eval_mask(const ntk_model *M, double *xi) {
   for (int l = 0; l < M->L; ++l) xi[l] = M->survival[l];
 }
 
-void ntk_model_draw_mask(const ntk_model *M, long long step, long long sample, double *xi) {
-  for (int l = 0; l < M->L; ++l) {
+void ntk_mask_draw(const ntk_config *cfg, long long step, long long sample, double *xi) {
+  for (int l = 1; l <= cfg->model.depth; ++l) {
+    const double p = ntk_config_survival(cfg, l);
+    const double u = ntk_rng_uniform(cfg->seed, NTK_STREAM_MASK, (uint64_t)l, (uint64_t)step,
+                                     (uint64_t)sample);
     /* p_l == 1 must give exactly the network without stochastic depth */
-    double u = ntk_rng_uniform(M->cfg->seed, NTK_STREAM_MASK, (uint64_t)(l + 1), (uint64_t)step,
-                               (uint64_t)sample);
-    xi[l] = (M->survival[l] >= 1.0 || u < M->survival[l]) ? 1.0 : 0.0;
+    xi[l - 1] = (p >= 1.0 || u < p) ? 1.0 : 0.0;
   }
+}
+
+void ntk_model_draw_mask(const ntk_model *M, long long step, long long sample, double *xi) {
+  ntk_mask_draw(M->cfg, step, sample, xi);
 }
 
 /* C[:, j] += alpha * v[j] for the local columns of C (a bias broadcast over samples). */

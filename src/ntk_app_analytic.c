@@ -1,0 +1,118 @@
+/* `ntkspec analytic CONFIG`: the infinite-width kernels of the configuration alone. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ntk_analytic.h"
+#include "ntk_app.h"
+#include "ntk_data.h"
+#include "ntk_eig.h"
+#include "ntk_error.h"
+#include "ntk_log.h"
+#include "ntk_model.h"
+#include "ntk_timer.h"
+
+int ntk_app_write_analytic(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *X,
+                           ntk_output *out, ntk_dmat *theta_inf, double *w_inf) {
+  const int N = X->m, L = cfg->model.depth;
+  const int K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : N;
+  double *xi, *w;
+  NTK_ALLOC(xi, L > 0 ? L : 1, "mask");
+  NTK_ALLOC(w, K, "analytic eigenvalues");
+  /* the same network the empirical kernel is measured on (ntk.network) */
+  if (cfg->ntk.network == NTK_NETWORK_MASK) {
+    if (cfg->depth.mask_len > 0)
+      for (int l = 0; l < L; ++l) xi[l] = cfg->depth.mask[l];
+    else
+      ntk_mask_draw(cfg, 0, 0, xi);
+  }
+  ntk_dmat nngp = {0}, ntk = {0};
+  int n_masks = 0, err;
+  ntk_timer_start(NTK_PHASE_ANALYTIC);
+  err = ntk_analytic_compute(cfg, g, X, cfg->ntk.network, xi, &nngp, &ntk, &n_masks);
+  ntk_timer_stop(NTK_PHASE_ANALYTIC);
+  if (!err) {
+    ntk_log_info("analytic: infinite-width kernel (%s Fourier kernel, %d mask%s)",
+                 ntk_config_enum_name("analytic.fourier", cfg->analytic.fourier), n_masks,
+                 n_masks == 1 ? "" : "s");
+    ntk_timer_start(NTK_PHASE_EIGENSOLVE);
+    err = ntk_eig_solve(cfg->eigensolver.type, &ntk, K, 0, w, NULL);
+    ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
+  }
+  if (!err && out) {
+    long long dims[1] = {K};
+    ntk_timer_start(NTK_PHASE_OUTPUT);
+    err = ntk_output_write_dmat(out, "/analytic/nngp", &nngp);
+    if (!err) err = ntk_output_write_dmat(out, "/analytic/ntk", &ntk);
+    if (!err) err = ntk_output_write_array(out, "/analytic/eigenvalues", 1, dims, w);
+    if (!err) err = ntk_output_attr_int(out, "/analytic", "n_masks", n_masks);
+    if (!err)
+      err = ntk_output_attr_string(out, "/analytic", "fourier",
+                                   ntk_config_enum_name("analytic.fourier", cfg->analytic.fourier));
+    ntk_timer_stop(NTK_PHASE_OUTPUT);
+  }
+  if (!err && w_inf) memcpy(w_inf, w, (size_t)K * sizeof(double));
+  ntk_dmat_free(&nngp);
+  if (!err && theta_inf)
+    *theta_inf = ntk;
+  else
+    ntk_dmat_free(&ntk);
+  free(xi);
+  free(w);
+  if (err) ntk_err_trace(__FILE__, __LINE__, __func__);
+  return err;
+}
+
+static int analytic_main(const ntk_config *cfg, const char *cmdline, ntk_grid *g, ntk_data *D,
+                         ntk_output *out, int *have) {
+  char start[32];
+  ntk_app_utc_now(start, sizeof start);
+  NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, ntk_analytic_check(cfg)));
+  NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, ntk_grid_create(MPI_COMM_WORLD, cfg->grid.rows, cfg->grid.cols,
+                                                         cfg->grid.block_size, g)));
+  have[0] = 1;
+  NTK_CHECK(ntk_data_load(cfg, g, D));
+  have[1] = 1;
+  ntk_log_info("data: %s (N = %d, d = %d)", D->description, D->n_train, D->d);
+  NTK_CHECK(ntk_output_open(out, g, cfg->output.path, cfg->output.overwrite));
+  NTK_CHECK(ntk_app_write_provenance(out, cfg, g, cmdline, start));
+  if (cfg->output.save_data) {
+    NTK_CHECK(ntk_output_write_dmat(out, "/data/x_train", &D->x_train));
+    NTK_CHECK(ntk_output_write_dmat(out, "/data/y_train", &D->y_train));
+  }
+  NTK_CHECK(ntk_app_write_analytic(cfg, g, &D->x_train, out, NULL, NULL));
+  char end[32];
+  ntk_app_utc_now(end, sizeof end);
+  NTK_CHECK(ntk_output_attr_string(out, "/", "end_utc", end));
+  return NTK_OK;
+}
+
+int ntk_app_analytic(int argc, char **argv) {
+  static ntk_config cfg;
+  char cmdline[4096];
+  ntk_grid g;
+  ntk_data D;
+  ntk_output out = {.file = -1};
+  int have[2] = {0, 0};
+  ntk_timer_reset();
+  int err = ntk_err_sync(MPI_COMM_WORLD, ntk_app_parse_config("analytic", argc, argv, NULL, 0, &cfg,
+                                                              cmdline, sizeof cmdline));
+  ntk_log_init(MPI_COMM_WORLD, err ? 1 : cfg.verbosity);
+  if (!err) err = analytic_main(&cfg, cmdline, &g, &D, &out, have);
+  if (!err || ntk_err_is_synced()) {
+    err = ntk_err_sync(MPI_COMM_WORLD, err);
+    if (out.file >= 0) {
+      int cerr = ntk_output_close(&out, err ? "failed" : "complete");
+      if (!err) err = cerr;
+    }
+  }
+  int status = ntk_app_finish(err);
+  if (!status) {
+    ntk_timer_report(MPI_COMM_WORLD);
+    ntk_log_raw("\nwrote %s\n", cfg.output.path);
+  }
+  if (have[1]) ntk_data_free(&D);
+  if (have[0]) ntk_grid_free(&g);
+  return status;
+}

@@ -1,0 +1,144 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hdf5.h>
+
+#include "ntk_app.h"
+#include "ntk_error.h"
+#include "ntk_log.h"
+
+static const ntk_app_option *find_option(const ntk_app_option *opts, int nopts, const char *arg,
+                                         const char **inline_value) {
+  *inline_value = NULL;
+  for (int i = 0; i < nopts; ++i) {
+    size_t len = strlen(opts[i].name);
+    if (!strncmp(arg, opts[i].name, len)) {
+      if (arg[len] == '\0') return &opts[i];
+      if (arg[len] == '=' && opts[i].takes_value) {
+        *inline_value = arg + len + 1;
+        return &opts[i];
+      }
+    }
+  }
+  return NULL;
+}
+
+int ntk_app_parse_config(const char *command, int argc, char **argv, const ntk_app_option *opts,
+                         int nopts, ntk_config *cfg, char *cmdline, size_t cmdline_len) {
+  const char *path = NULL;
+  int verbosity = -1;
+  snprintf(cmdline, cmdline_len, "ntkspec %s", command);
+  for (int i = 0; i < argc; ++i) {
+    size_t len = strlen(cmdline);
+    snprintf(cmdline + len, cmdline_len - len, " %s", argv[i]);
+  }
+  ntk_config_defaults(cfg);
+  /* the config file first, so that --set applies on top of it in order */
+  for (int i = 0; i < argc; ++i) {
+    const char *inl;
+    const ntk_app_option *o;
+    if (!strcmp(argv[i], "--set")) {
+      ++i;
+    } else if (!strncmp(argv[i], "--set=", 6)) {
+    } else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
+      verbosity = 0;
+    } else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+      verbosity = 2;
+    } else if ((o = find_option(opts, nopts, argv[i], &inl))) {
+      if (!o->takes_value) {
+        *o->flag = 1;
+      } else if (inl) {
+        *o->value = inl;
+      } else if (i + 1 < argc) {
+        *o->value = argv[++i];
+      } else {
+        return ntk_err_set(NTK_ERR_INPUT, "%s: %s needs a value", command, o->name);
+      }
+    } else if (argv[i][0] == '-') {
+      return ntk_err_set(NTK_ERR_INPUT, "%s: unknown option '%s' (try ntkspec --help)", command, argv[i]);
+    } else if (path) {
+      return ntk_err_set(NTK_ERR_INPUT, "%s: more than one config file ('%s' and '%s')", command,
+                         path, argv[i]);
+    } else {
+      path = argv[i];
+    }
+  }
+  if (!path)
+    return ntk_err_set(NTK_ERR_INPUT, "%s: missing CONFIG (usage: ntkspec %s CONFIG.yaml)", command, command);
+  NTK_CHECK(ntk_config_load(path, cfg));
+  for (int i = 0; i < argc; ++i) {
+    const char *assign = NULL;
+    if (!strcmp(argv[i], "--set")) {
+      if (i + 1 >= argc) return ntk_err_set(NTK_ERR_INPUT, "--set: missing key=value");
+      assign = argv[++i];
+    } else if (!strncmp(argv[i], "--set=", 6)) {
+      assign = argv[i] + 6;
+    } else {
+      const char *inl;
+      const ntk_app_option *o = find_option(opts, nopts, argv[i], &inl);
+      if (o && o->takes_value && !inl) ++i; /* skip the option's value */
+    }
+    if (assign) NTK_CHECK(ntk_config_set(cfg, assign));
+  }
+  if (verbosity >= 0) cfg->verbosity = verbosity;
+  NTK_CHECK(ntk_config_validate(cfg));
+  return NTK_OK;
+}
+
+void ntk_app_utc_now(char *buf, size_t len) {
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int ntk_app_finish(int err) {
+  if (err && !ntk_err_is_synced()) {
+    /* this rank failed alone, perhaps while others wait in a collective: stop them all */
+    fprintf(stderr, "ntkspec: error [rank %d]: %s\n", ntk_log_rank(), ntk_err_message());
+    if (getenv("NTK_DEBUG")) ntk_err_print_trace();
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, ntk_err_exit_status(err));
+  }
+  err = ntk_err_sync(MPI_COMM_WORLD, err);
+  if (err) {
+    ntk_log_error_line(ntk_err_message());
+    if (getenv("NTK_DEBUG")) ntk_err_print_trace();
+  }
+  return ntk_err_exit_status(err);
+}
+
+char *openblas_get_config(void);
+
+int ntk_app_write_provenance(ntk_output *out, const ntk_config *cfg, const ntk_grid *g,
+                             const char *cmdline, const char *start) {
+  char *yaml = ntk_config_to_yaml(cfg);
+  if (!yaml) return ntk_err_set(NTK_ERR_MEMORY, "out of memory printing the configuration");
+  int err = ntk_output_attr_string(out, "/", "config", yaml);
+  free(yaml);
+  NTK_CHECK(err);
+  char buf[512];
+  NTK_CHECK(ntk_output_attr_string(out, "/", "command_line", cmdline));
+  NTK_CHECK(ntk_output_attr_int(out, "/", "mpi_size", g->size));
+  snprintf(buf, sizeof buf, "%dx%d", g->nprow, g->npcol);
+  NTK_CHECK(ntk_output_attr_string(out, "/", "process_grid", buf));
+  NTK_CHECK(ntk_output_attr_int(out, "/", "block_size", g->nb));
+  NTK_CHECK(ntk_output_attr_string(out, "/", "eigensolver", cfg->eigensolver.type));
+  NTK_CHECK(ntk_output_attr_string(out, "/", "ntk_method", ntk_config_enum_name("ntk.method", cfg->ntk.method)));
+  NTK_CHECK(ntk_output_attr_int(out, "/", "seed", (long long)cfg->seed));
+  char mpiv[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len;
+  MPI_Get_library_version(mpiv, &len);
+  mpiv[strcspn(mpiv, ",\n")] = '\0';
+  unsigned maj, min, rel;
+  H5get_libversion(&maj, &min, &rel);
+  snprintf(buf, sizeof buf, "ntkspec %s; %s; HDF5 %u.%u.%u; %s; ScaLAPACK (Debian scalapack-openmpi)",
+           NTK_VERSION, mpiv, maj, min, rel, openblas_get_config());
+  NTK_CHECK(ntk_output_attr_string(out, "/", "library_versions", buf));
+  const char *job = getenv("SLURM_JOB_ID");
+  NTK_CHECK(ntk_output_attr_string(out, "/", "slurm_job_id", job ? job : ""));
+  NTK_CHECK(ntk_output_attr_string(out, "/", "start_utc", start));
+  return NTK_OK;
+}
