@@ -143,6 +143,15 @@ if p.returncode == 0:
                 "top-5 (pdsyevd, jacobian) vs all (pdsyevr, structured)")
         R.check(math.isnan(f["trajectory/lambda_min"][0]), "lambda_min is NaN for a top-K spectrum")
 
+# --dry-run: the effective configuration, the grid and the memory estimate; no file
+path = os.path.join(tmp, "dry.h5")
+p = H.run(["run", cfg, "--dry-run", "--set", "output.path=" + path], np=4)
+R.check(p.returncode == 0, "dry run: " + p.stderr)
+R.check("process grid: 2 x 2" in p.stdout and "estimated peak" in p.stdout and "model:" in p.stdout,
+        "dry run prints config, grid and memory:\n" + p.stdout)
+R.check("width: 16" in p.stdout, "dry run shows the effective (resolved) values")
+R.check(not os.path.exists(path) and not os.path.exists(path + ".partial"), "dry run writes no file")
+
 for f in results.values():
     f.close()
 sys.exit(R.finish())
