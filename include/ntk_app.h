@@ -14,6 +14,8 @@ void ntk_app_usage(void);
 
 /* Shared by the commands that take a configuration (ntk_app_common.c). */
 #include "ntk_config.h"
+#include "ntk_grid.h"
+#include "ntk_output.h"
 
 /* An option of a command: "--name" (flag) or "--name VALUE" / "--name=VALUE". */
 typedef struct {
@@ -30,11 +32,11 @@ int ntk_app_parse_config(const char *command, int argc, char **argv, const ntk_a
                          int nopts, ntk_config *cfg, char *cmdline, size_t cmdline_len);
 /* "2026-11-28T12:00:00Z" */
 void ntk_app_utc_now(char *buf, size_t len);
-/* Collective epilogue of a command: agree on err, print it once, return the exit status. */
-int ntk_app_finish(int err);
+/* Collective epilogue of a command: agree on err (a rank that failed alone aborts the
+ * job), close `out` if open (status "complete" or "failed"), print the error once, and
+ * return the exit status. */
+int ntk_app_finish(int err, ntk_output *out);
 
-#include "ntk_grid.h"
-#include "ntk_output.h"
 /* Collective: the provenance attributes of MODEL.md on the root group (config text,
  * command line, MPI size, process grid, block size, eigensolver, seed, library versions,
  * SLURM job id, UTC start). */

@@ -100,14 +100,7 @@ int ntk_app_analytic(int argc, char **argv) {
                                                               cmdline, sizeof cmdline));
   ntk_log_init(MPI_COMM_WORLD, err ? 1 : cfg.verbosity);
   if (!err) err = analytic_main(&cfg, cmdline, &g, &D, &out, have);
-  if (!err || ntk_err_is_synced()) {
-    err = ntk_err_sync(MPI_COMM_WORLD, err);
-    if (out.file >= 0) {
-      int cerr = ntk_output_close(&out, err ? "failed" : "complete");
-      if (!err) err = cerr;
-    }
-  }
-  int status = ntk_app_finish(err);
+  int status = ntk_app_finish(err, &out);
   if (!status) {
     ntk_timer_report(MPI_COMM_WORLD);
     ntk_log_raw("\nwrote %s\n", cfg.output.path);

@@ -94,7 +94,7 @@ void ntk_app_utc_now(char *buf, size_t len) {
   strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-int ntk_app_finish(int err) {
+int ntk_app_finish(int err, ntk_output *out) {
   if (err && !ntk_err_is_synced()) {
     /* this rank failed alone, perhaps while others wait in a collective: stop them all */
     fprintf(stderr, "ntkspec: error [rank %d]: %s\n", ntk_log_rank(), ntk_err_message());
@@ -103,6 +103,10 @@ int ntk_app_finish(int err) {
     MPI_Abort(MPI_COMM_WORLD, ntk_err_exit_status(err));
   }
   err = ntk_err_sync(MPI_COMM_WORLD, err);
+  if (out && out->file >= 0) {
+    int cerr = ntk_output_close(out, err ? "failed" : "complete");
+    if (!err) err = ntk_err_sync(MPI_COMM_WORLD, cerr);
+  }
   if (err) {
     ntk_log_error_line(ntk_err_message());
     if (getenv("NTK_DEBUG")) ntk_err_print_trace();

@@ -229,14 +229,7 @@ int ntk_app_sweep(int argc, char **argv) {
                                                               cmdline, sizeof cmdline));
   ntk_log_init(MPI_COMM_WORLD, err ? 1 : cfg.verbosity);
   if (!err) err = sweep_main(&cfg, cmdline, widths, seeds, topk, &g, &D, &out, &r, have);
-  if (!err || ntk_err_is_synced()) {
-    err = ntk_err_sync(MPI_COMM_WORLD, err);
-    if (out.file >= 0) {
-      int cerr = ntk_output_close(&out, err ? "failed" : "complete");
-      if (!err) err = cerr;
-    }
-  }
-  int status = ntk_app_finish(err);
+  int status = ntk_app_finish(err, &out);
   if (!status) ntk_log_raw("wrote %s\n", cfg.output.path);
   free(r.dist);
   free(r.eigerr);
