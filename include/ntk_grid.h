@@ -63,8 +63,21 @@ double ntk_dmat_trace(const ntk_dmat *A);
 /* C := alpha*op(A)*op(B) + beta*C (PDGEMM on whole matrices). */
 int ntk_dmat_gemm(char ta, char tb, double alpha, const ntk_dmat *A, const ntk_dmat *B,
                   double beta, ntk_dmat *C);
+/* C := alpha*A*B^T + beta*C through an explicit transpose of B into Bt (a caller-owned
+ * B->n x B->m dmat): PBLAS's own 'N','T' path runs at about 2/3 of its 'N','N' rate on
+ * this stack, while the transpose moves only B's entries once. */
+int ntk_dmat_gemm_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta, ntk_dmat *C,
+                      ntk_dmat *Bt);
 /* C := alpha*A*A^T + beta*C on the lower triangle (PDSYRK, A is N x K, C is N x N). */
 int ntk_dmat_syrk_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *C);
+
+/* C := alpha*A*A^T + beta*C for the blocks of C on and below the diagonal (all entries of
+ * the diagonal blocks are written, the strictly upper blocks are left alone).  Instead of
+ * PBLAS's PDSYRK it gathers panels of A's rows (the rank's own rows along its grid row,
+ * the rows of its C columns along its grid column) and runs one local DGEMM per column
+ * block of C: the same flops at close to DGEMM speed.  panel_mb bounds the gathered
+ * panels per rank (MiB). */
+int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *C, double panel_mb);
 
 /* Collective; test/debug only: whole matrix, row-major, on `root` (NULL elsewhere). */
 int ntk_dmat_gather(const ntk_dmat *A, int root, double **full_rowmajor);

@@ -194,6 +194,16 @@ int ntk_dmat_gemm(char ta, char tb, double alpha, const ntk_dmat *A, const ntk_d
   return NTK_OK;
 }
 
+int ntk_dmat_gemm_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta, ntk_dmat *C,
+                      ntk_dmat *Bt) {
+  if (Bt->m != B->n || Bt->n != B->m)
+    return ntk_err_set(NTK_ERR_INTERNAL, "gemm_abt: workspace is %d x %d for B of %d x %d", Bt->m,
+                       Bt->n, B->m, B->n);
+  const double one = 1.0, zero = 0.0;
+  pdtran_(&Bt->m, &Bt->n, &one, B->a, &ione, &ione, B->desc, &zero, Bt->a, &ione, &ione, Bt->desc);
+  return ntk_dmat_gemm('N', 'N', alpha, A, Bt, beta, C);
+}
+
 int ntk_dmat_syrk_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *C) {
   if (C->m != A->m || C->n != A->m)
     return ntk_err_set(NTK_ERR_INTERNAL, "syrk: C is %d x %d for A of %d rows", C->m, C->n, A->m);
@@ -289,4 +299,102 @@ int ntk_dmat_allgather_vector(const ntk_dmat *A, double *x) {
   MPI_Allreduce(part, x, len, MPI_DOUBLE, MPI_SUM, A->g->comm);
   free(part);
   return NTK_OK;
+}
+
+int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *C, double panel_mb) {
+  const ntk_grid *g = A->g;
+  const int N = A->m, K = A->n, nb = g->nb;
+  if (C->m != N || C->n != N)
+    return ntk_err_set(NTK_ERR_INTERNAL, "gram: C is %d x %d for A of %d rows", C->m, C->n, N);
+  /* panel of kb global columns of A; the gathered panels take (mloc + nloc) * kb doubles */
+  double rows_both = (double)A->mloc + C->nloc + 1;
+  int kb = (int)(panel_mb * 1048576.0 / 8.0 / rows_both);
+  kb = kb / (nb * g->npcol) * (nb * g->npcol);
+  if (kb < nb * g->npcol) kb = nb * g->npcol;
+  if (kb > K) kb = K;
+  int err = NTK_OK;
+  int *cnt = calloc((size_t)(g->npcol > g->nprow ? g->npcol : g->nprow), sizeof(int));
+  int *dsp = calloc((size_t)(g->npcol > g->nprow ? g->npcol : g->nprow), sizeof(int));
+  double *arow = malloc(sizeof(double) * ((size_t)A->mloc * kb + 1));
+  double *acol = malloc(sizeof(double) * ((size_t)C->nloc * kb + 1));
+  double *pack = malloc(sizeof(double) * ((size_t)A->mloc * kb + 1));
+  double *recv = malloc(sizeof(double) * ((size_t)C->nloc * kb + 1));
+  int *rowidx = malloc(sizeof(int) * ((size_t)(A->mloc > C->nloc ? A->mloc : C->nloc) + 1));
+  if (!cnt || !dsp || !arow || !acol || !pack || !recv || !rowidx) {
+    err = ntk_err_set(NTK_ERR_MEMORY, "out of memory for Gram panels (%.0f MiB)", panel_mb);
+    goto done;
+  }
+  for (int k0 = 0; k0 < K; k0 += kb) {
+    const int k1 = k0 + kb < K ? k0 + kb : K;
+    /* 1. my rows, all panel columns: the local columns of [k0, k1) of every grid column */
+    int jlo, jhi; /* my local column range inside [k0, k1) */
+    for (jlo = 0; jlo < A->nloc && ntk_dmat_col_l2g(A, jlo) < k0; ++jlo) {}
+    for (jhi = jlo; jhi < A->nloc && ntk_dmat_col_l2g(A, jhi) < k1; ++jhi) {}
+    const int kp = k1 - k0; /* each global column has one owner: the panel is complete */
+    const double *ar; /* my rows of the panel, column-major, leading dimension lda_r */
+    int lda_r = A->lld;
+    if (g->npcol == 1) {
+      ar = A->a + (size_t)jlo * A->lld; /* already all mine, in place */
+    } else {
+      int mine = (jhi - jlo) * A->mloc, total = 0;
+      MPI_Allgather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, g->row_comm);
+      for (int q = 0; q < g->npcol; ++q) { dsp[q] = total; total += cnt[q]; }
+      for (int jl = jlo; jl < jhi; ++jl)
+        memcpy(pack + (size_t)(jl - jlo) * A->mloc, A->a + (size_t)jl * A->lld, sizeof(double) * A->mloc);
+      MPI_Allgatherv(pack, mine, MPI_DOUBLE, arow, cnt, dsp, MPI_DOUBLE, g->row_comm);
+      ar = arow;
+      lda_r = A->mloc > 0 ? A->mloc : 1;
+    }
+    /* 2. the rows of my C columns, from the grid rows that own them (same column order) */
+    const double *ac;
+    int lda_c = C->nloc > 0 ? C->nloc : 1;
+    if (g->nprow == 1 && g->npcol == 1) {
+      ac = ar; /* one rank: the rows of my C columns are my rows */
+      lda_c = lda_r;
+    } else {
+      int nmine = 0;
+      for (int il = 0; il < A->mloc; ++il) {
+        int jl;
+        if (ntk_dmat_col_g2l(C, ntk_dmat_row_l2g(A, il), &jl)) rowidx[nmine++] = il;
+      }
+      /* column-major (nmine x kp): the selected rows come in runs of whole blocks */
+      for (int q = 0; q < kp; ++q)
+        for (int t = 0; t < nmine; ++t) pack[t + (size_t)q * nmine] = ar[rowidx[t] + (size_t)q * lda_r];
+      int sendn = nmine * kp, tot2 = 0;
+      MPI_Allgather(&sendn, 1, MPI_INT, cnt, 1, MPI_INT, g->col_comm);
+      for (int q = 0; q < g->nprow; ++q) { dsp[q] = tot2; tot2 += cnt[q]; }
+      MPI_Allgatherv(pack, sendn, MPI_DOUBLE, recv, cnt, dsp, MPI_DOUBLE, g->col_comm);
+      /* grid row q sent its rows of my C columns in increasing global order */
+      for (int q = 0; q < g->nprow; ++q) {
+        int mq = numroc_(&N, &nb, &q, &izero, &g->nprow), nq = 0;
+        for (int il = 0; il < mq; ++il) {
+          int i = (il / nb) * nb * g->nprow + q * nb + il % nb, jl;
+          if (ntk_dmat_col_g2l(C, i, &jl)) rowidx[nq++] = jl;
+        }
+        const double *src = recv + dsp[q];
+        for (int c = 0; c < kp; ++c)
+          for (int t = 0; t < nq; ++t) acol[rowidx[t] + (size_t)c * C->nloc] = src[t + (size_t)c * nq];
+      }
+      ac = acol;
+    }
+    /* 3. one DGEMM per local column block of C, rows on and below its diagonal block */
+    const double bet = k0 == 0 ? beta : 1.0;
+    for (int jb = 0; jb < C->nloc; jb += nb) {
+      int w = C->nloc - jb < nb ? C->nloc - jb : nb;
+      int j0 = ntk_dmat_col_l2g(C, jb), il0 = 0;
+      while (il0 < C->mloc && ntk_dmat_row_l2g(C, il0) < j0) ++il0;
+      int mrows = C->mloc - il0;
+      if (mrows <= 0 || kp == 0) {
+        if (mrows > 0 && bet != 1.0)
+          for (int jj = 0; jj < w; ++jj)
+            for (int il = il0; il < C->mloc; ++il) C->a[il + (size_t)(jb + jj) * C->lld] *= bet;
+        continue;
+      }
+      dgemm_("N", "T", &mrows, &w, &kp, &alpha, ar + il0, &lda_r, ac + jb, &lda_c, &bet,
+             C->a + il0 + (size_t)jb * C->lld, &C->lld);
+    }
+  }
+done:
+  free(cnt); free(dsp); free(arow); free(acol); free(pack); free(recv); free(rowidx);
+  return err;
 }

@@ -26,7 +26,9 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
 
   double data = dm(g, N, d) + dm(g, N, k) + dm(g, n_test, d) + dm(g, n_test, k);
   double params = (m > 0 ? dm(g, m, d) : 0) + (cfg->fourier.project ? dm(g, n, p) : 0) +
-                  L * dm(g, n, n) + dm(g, k, n) + 8.0 * ((L + 1.0) * n + k);
+                  L * dm(g, n, n) + dm(g, k, n) + 8.0 * ((L + 1.0) * n + k) +
+                  /* transpose workspaces of one block weight and of W0 */
+                  (L > 0 ? dm(g, n, n) : 0) + (cfg->fourier.project ? dm(g, p, n) : 0);
   term(e, "data (x, y, train and test)", data);
   term(e, "parameters", params);
   e->persistent = data + params;
@@ -39,6 +41,11 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
   double scratch;
   if (cfg->ntk.method == NTK_METHOD_STRUCTURED) {
     scratch = (1.0 + (k > 1 ? L + 3.0 : 1.0)) * dm(g, N, N);
+    /* Gram panels: rows of A for my C rows and columns, sent and received (ntk_dmat_gram_lower) */
+    int zero = 0;
+    double rows = numroc_(&N, &g->nb, &zero, &zero, &g->nprow) + numroc_(&N, &g->nb, &zero, &zero, &g->npcol);
+    double full = 2.0 * rows * (n > p ? n : p) * 8.0, bound = 2.0 * cfg->ntk.chunk_mb * 1048576.0;
+    scratch += full < bound ? full : bound;
   } else {
     /* replicated rows of one group's signals and inputs + one Jacobian chunk */
     double rows = (double)N / g->nprow + g->nb;

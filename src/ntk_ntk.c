@@ -51,11 +51,11 @@ static int visit_structured(int group, const ntk_dmat *gsig, const ntk_dmat *a, 
   const ntk_grid *g = A->M->g;
   const int N = gsig->m;
   ntk_timer_start(NTK_PHASE_GRAM);
-  NTK_CHECK(ntk_dmat_syrk_lower(1.0, gsig, 0.0, &A->gg));
+  NTK_CHECK(ntk_dmat_gram_lower(1.0, gsig, 0.0, &A->gg, A->chunk_mb));
   add_syrk_flops(NTK_PHASE_GRAM, g, N, gsig->n);
   const int slot = A->cache_all ? group : 0;
   if (!A->cache_all || !A->ga_valid[slot]) {
-    NTK_CHECK(ntk_dmat_syrk_lower(1.0, a, 0.0, &A->ga_cache[slot]));
+    NTK_CHECK(ntk_dmat_gram_lower(1.0, a, 0.0, &A->ga_cache[slot], A->chunk_mb));
     add_syrk_flops(NTK_PHASE_GRAM, g, N, a->n);
     A->ga_valid[slot] = 1;
   }
