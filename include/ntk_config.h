@@ -30,6 +30,8 @@ typedef enum {
 typedef enum { NTK_METHOD_STRUCTURED, NTK_METHOD_JACOBIAN } ntk_ntk_method;
 typedef enum { NTK_NETWORK_EVAL, NTK_NETWORK_MASK, NTK_NETWORK_MASK_AVERAGE } ntk_ntk_network;
 typedef enum { NTK_FOURIER_EXACT, NTK_FOURIER_LIMIT } ntk_fourier_kernel;
+typedef enum { NTK_OPT_GD, NTK_OPT_SGD } ntk_optimizer;
+typedef enum { NTK_MEASURE_LOG, NTK_MEASURE_EVERY, NTK_MEASURE_LIST } ntk_measure_schedule;
 
 typedef struct {
   char source[NTK_PATH_MAX]; /* the YAML file, for messages ("<none>" if none) */
@@ -99,6 +101,21 @@ typedef struct {
     int enumerate_depth;  /* exact mask enumeration up to this depth, Monte Carlo beyond */
     int mask_samples;     /* Monte Carlo masks beyond enumerate_depth */
   } analytic;
+  struct {
+    int steps;             /* 0 = no training: the trajectory is step 0 alone */
+    int optimizer;         /* ntk_optimizer */
+    int batch_size;        /* sgd: samples per step; 0 with gd */
+    double lr;             /* > 0: the learning rate eta itself; 0: from lr_scale */
+    double lr_scale;       /* eta = lr_scale * 2N / lambda_max(Theta_0) */
+    int measure;           /* ntk_measure_schedule */
+    int measure_every;     /* every: k */
+    int measure_points;    /* log: number of log-spaced steps in 1..steps */
+    int measure_steps[NTK_MAX_LIST]; /* list: explicit steps */
+    int measure_steps_len;
+    double divergence_factor; /* diverged when train loss > factor * initial loss */
+    int checkpoint_every;  /* steps between periodic checkpoints, 0 = only on a signal */
+    char checkpoint[NTK_PATH_MAX]; /* checkpoint file; empty = output.path + ".ckpt" */
+  } train;
 } ntk_config;
 
 typedef enum {

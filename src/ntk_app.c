@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ntk_analytic.h"
+#include "ntk_checkpoint.h"
 #include "ntk_config.h"
 #include "ntk_data.h"
 #include "ntk_eig.h"
@@ -20,86 +22,49 @@
 #include "ntk_ntk.h"
 #include "ntk_output.h"
 #include "ntk_timer.h"
-
-char *openblas_get_config(void);
+#include "ntk_train.h"
 
 void ntk_app_usage(void) {
   printf(
       "ntkspec %s - the distributed empirical NTK spectrum of wide residual networks\n"
       "\n"
       "usage: mpirun -np P ntkspec run CONFIG.yaml [--set key.path=value ...] [--dry-run]\n"
+      "                                [--resume]\n"
       "       ntkspec --help | --version\n"
       "\n"
       "commands:\n"
-      "  run CONFIG   compute the NTK (and its spectrum) of the network CONFIG describes and\n"
-      "               write one HDF5 file (output.path)\n"
+      "  run CONFIG   compute the NTK (and its spectrum) of the network CONFIG describes,\n"
+      "               train it (train.steps > 0) measuring the NTK along the way, and write\n"
+      "               one HDF5 file (output.path)\n"
       "options of run:\n"
       "  --set K=V    override a configuration key (repeatable), e.g. --set model.width=1024\n"
       "  --dry-run    print the effective configuration, the process grid and the estimated\n"
       "               memory per rank, and compute nothing\n"
+      "  --resume     continue an interrupted training run from its checkpoint\n"
+      "               (train.checkpoint), appending to output.path\n"
       "  -q, --quiet  no progress lines;  -v, --verbose  debug lines\n"
       "\n"
-      "exit status: 0 success, 2 bad input (usage, configuration, data), 1 other failure.\n"
-      "docs: README.md, docs/CONFIG.md (every key), docs/OUTPUT.md (the file format).\n",
+      "SIGTERM or SIGUSR1 during training: checkpoint at the next step, status interrupted.\n"
+      "exit status: 0 success, 2 bad input (usage, configuration, data), 1 other failure,\n"
+      "             3 interrupted (checkpoint written: run again with --resume),\n"
+      "             4 diverged (NaN/Inf or loss blow-up; everything measured is kept).\n"
+      "docs: README.md, docs/CONFIG.md (every key), docs/OUTPUT.md (the file format),\n"
+      "      docs/TRAINING.md (training, checkpoints, signals).\n",
       NTK_VERSION);
 }
 
 typedef struct {
   ntk_config cfg;
-  int dry_run;
+  int dry_run, resume;
   char cmdline[4096];
 } run_opts;
 
 static int parse_run_args(int argc, char **argv, run_opts *o) {
-  const char *path = NULL;
-  int verbosity = -1;
-  snprintf(o->cmdline, sizeof o->cmdline, "ntkspec run");
-  for (int i = 0; i < argc; ++i) {
-    size_t len = strlen(o->cmdline);
-    snprintf(o->cmdline + len, sizeof o->cmdline - len, " %s", argv[i]);
-  }
-  /* the config file first, so that --set applies on top of it in order */
-  for (int i = 0; i < argc; ++i) {
-    if (!strcmp(argv[i], "--set")) {
-      ++i;
-    } else if (!strcmp(argv[i], "--dry-run")) {
-      o->dry_run = 1;
-    } else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
-      verbosity = 0;
-    } else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
-      verbosity = 2;
-    } else if (!strncmp(argv[i], "--set=", 6)) {
-      /* handled below */
-    } else if (argv[i][0] == '-') {
-      return ntk_err_set(NTK_ERR_INPUT, "run: unknown option '%s' (try ntkspec --help)", argv[i]);
-    } else if (path) {
-      return ntk_err_set(NTK_ERR_INPUT, "run: more than one config file ('%s' and '%s')", path, argv[i]);
-    } else {
-      path = argv[i];
-    }
-  }
-  if (!path) return ntk_err_set(NTK_ERR_INPUT, "run: missing CONFIG (usage: ntkspec run CONFIG.yaml)");
-  NTK_CHECK(ntk_config_load(path, &o->cfg));
-  for (int i = 0; i < argc; ++i) {
-    const char *assign = NULL;
-    if (!strcmp(argv[i], "--set")) {
-      if (i + 1 >= argc) return ntk_err_set(NTK_ERR_INPUT, "--set: missing key=value");
-      assign = argv[++i];
-    } else if (!strncmp(argv[i], "--set=", 6)) {
-      assign = argv[i] + 6;
-    }
-    if (assign) NTK_CHECK(ntk_config_set(&o->cfg, assign));
-  }
-  if (verbosity >= 0) o->cfg.verbosity = verbosity;
-  NTK_CHECK(ntk_config_validate(&o->cfg));
+  const ntk_app_option opts[] = {{"--dry-run", 0, &o->dry_run, NULL}, {"--resume", 0, &o->resume, NULL}};
+  NTK_CHECK(ntk_app_parse_config("run", argc, argv, opts, 2, &o->cfg, o->cmdline, sizeof o->cmdline));
+  if (o->resume && o->cfg.train.steps == 0)
+    return ntk_err_set(NTK_ERR_INPUT, "--resume: only a training run (train.steps > 0) can be resumed");
   return NTK_OK;
-}
-
-static void utc_now(char *buf, size_t len) {
-  time_t t = time(NULL);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* Shapes and grid checks that need no data: a grid row or column without a single
@@ -122,36 +87,26 @@ static int check_layout(const ntk_config *cfg, const ntk_grid *g, int N, int d) 
   if (K > N) return ntk_err_set(NTK_ERR_INPUT, "ntk.top_k: %d exceeds the %d training samples", K, N);
   if (!ntk_eig_find(cfg->eigensolver.type))
     return ntk_err_set(NTK_ERR_INPUT, "eigensolver.type: unknown solver '%s'", cfg->eigensolver.type);
-  return NTK_OK;
-}
-
-static int write_provenance(ntk_output *out, const run_opts *o, const ntk_grid *g, const char *start) {
-  char *yaml = ntk_config_to_yaml(&o->cfg);
-  if (!yaml) return ntk_err_set(NTK_ERR_MEMORY, "out of memory printing the configuration");
-  int err = ntk_output_attr_string(out, "/", "config", yaml);
-  free(yaml);
-  NTK_CHECK(err);
-  char buf[512];
-  NTK_CHECK(ntk_output_attr_string(out, "/", "command_line", o->cmdline));
-  NTK_CHECK(ntk_output_attr_int(out, "/", "mpi_size", g->size));
-  snprintf(buf, sizeof buf, "%dx%d", g->nprow, g->npcol);
-  NTK_CHECK(ntk_output_attr_string(out, "/", "process_grid", buf));
-  NTK_CHECK(ntk_output_attr_int(out, "/", "block_size", g->nb));
-  NTK_CHECK(ntk_output_attr_string(out, "/", "eigensolver", o->cfg.eigensolver.type));
-  NTK_CHECK(ntk_output_attr_string(out, "/", "ntk_method", ntk_config_enum_name("ntk.method", o->cfg.ntk.method)));
-  NTK_CHECK(ntk_output_attr_int(out, "/", "seed", (long long)o->cfg.seed));
-  char mpiv[MPI_MAX_LIBRARY_VERSION_STRING];
-  int len;
-  MPI_Get_library_version(mpiv, &len);
-  mpiv[strcspn(mpiv, ",\n")] = '\0';
-  unsigned maj, min, rel;
-  H5get_libversion(&maj, &min, &rel);
-  snprintf(buf, sizeof buf, "ntkspec %s; %s; HDF5 %u.%u.%u; %s; ScaLAPACK (Debian scalapack-openmpi)",
-           NTK_VERSION, mpiv, maj, min, rel, openblas_get_config());
-  NTK_CHECK(ntk_output_attr_string(out, "/", "library_versions", buf));
-  const char *job = getenv("SLURM_JOB_ID");
-  NTK_CHECK(ntk_output_attr_string(out, "/", "slurm_job_id", job ? job : ""));
-  NTK_CHECK(ntk_output_attr_string(out, "/", "start_utc", start));
+  if (cfg->analytic.enabled) NTK_CHECK(ntk_analytic_check(cfg));
+  if (cfg->train.optimizer == NTK_OPT_SGD && cfg->train.batch_size > N)
+    return ntk_err_set(NTK_ERR_INPUT, "train.batch_size: %d exceeds the %d training samples",
+                       cfg->train.batch_size, N);
+  if (cfg->train.steps > 0) {
+    /* found now rather than when a signal asks for the checkpoint */
+    char ck[NTK_PATH_MAX + 16], dir[NTK_PATH_MAX + 16];
+    ntk_checkpoint_path(cfg, ck, sizeof ck);
+    snprintf(dir, sizeof dir, "%s", ck);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+      snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+      dir[1] = '\0';
+    else
+      *slash = '\0';
+    if (access(dir, W_OK | X_OK) != 0)
+      return ntk_err_set(NTK_ERR_INPUT, "train.checkpoint: folder %s of %s is missing or not writable",
+                         dir, ck);
+  }
   return NTK_OK;
 }
 
@@ -165,37 +120,7 @@ static int write_data_and_params(ntk_output *out, const ntk_config *cfg, const n
       NTK_CHECK(ntk_output_write_dmat(out, "/data/y_test", &D->y_test));
     }
   }
-  if (cfg->output.save_params) {
-    const char *pre = "/params/step_0";
-    char name[128];
-    long long dims[2];
-    if (M->has_fourier) {
-      snprintf(name, sizeof name, "%s/G", pre);
-      NTK_CHECK(ntk_output_write_dmat(out, name, &M->G));
-    }
-    if (M->project) {
-      snprintf(name, sizeof name, "%s/W0", pre);
-      NTK_CHECK(ntk_output_write_dmat(out, name, &M->W0));
-      snprintf(name, sizeof name, "%s/b0", pre);
-      dims[0] = M->n;
-      NTK_CHECK(ntk_output_write_array(out, name, 1, dims, M->b0));
-    }
-    for (int l = 0; l < M->L; ++l) {
-      snprintf(name, sizeof name, "%s/W", pre);
-      NTK_CHECK(ntk_output_write_dmat_slice(out, name, M->L, l, &M->W[l]));
-    }
-    if (M->L > 0) {
-      snprintf(name, sizeof name, "%s/b", pre);
-      dims[0] = M->L;
-      dims[1] = M->n;
-      NTK_CHECK(ntk_output_write_array(out, name, 2, dims, M->b));
-    }
-    snprintf(name, sizeof name, "%s/V", pre);
-    NTK_CHECK(ntk_output_write_dmat(out, name, &M->V));
-    snprintf(name, sizeof name, "%s/b_out", pre);
-    dims[0] = M->k;
-    NTK_CHECK(ntk_output_write_array(out, name, 1, dims, M->b_out));
-  }
+  if (cfg->output.save_params) NTK_CHECK(ntk_checkpoint_write_params(out, M, "/params/step_0"));
   return NTK_OK;
 }
 
@@ -203,20 +128,36 @@ typedef struct {
   ntk_grid g;
   ntk_data data;
   ntk_model model;
-  ntk_dmat theta, vectors;
   ntk_output out;
-  double *w, *group_trace;
-  int have_grid, have_data, have_model;
+  ntk_trainer tr;
+  ntk_train_outcome outcome;
+  int have_grid, have_data, have_model, have_trainer;
 } run_state;
 
 /* For steps whose outcome is identical on every rank (they depend only on the
  * configuration): agreeing on the error lets all ranks stop together with one message. */
 #define NTK_CHECK_ALL(call) NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, (call)))
 
+/* The infinite-width NNGP and NTK (ntk_app_write_analytic writes /analytic); with training,
+ * Theta_inf also becomes the second kernel-regime reference. */
+static int run_analytic(const ntk_config *cfg, run_state *st) {
+  ntk_dmat theta_inf = {0};
+  NTK_CHECK(ntk_app_write_analytic(cfg, &st->g, &st->data.x_train, &st->out,
+                                   cfg->train.steps > 0 ? &theta_inf : NULL, NULL));
+  if (cfg->train.steps == 0) return NTK_OK;
+  int err = ntk_train_set_infinite_reference(&st->tr, &theta_inf);
+  ntk_dmat_free(&theta_inf);
+  NTK_CHECK(err);
+  return NTK_OK;
+}
+
 static int run_pipeline(run_opts *o, run_state *st) {
   ntk_config *cfg = &o->cfg;
+  const int training = cfg->train.steps > 0;
   char start[32];
-  utc_now(start, sizeof start);
+  ntk_app_utc_now(start, sizeof start);
+  /* early, so that a signal during the setup or the step-0 measurement is not fatal */
+  if (training && !o->dry_run) ntk_train_install_signals();
   ntk_timer_start(NTK_PHASE_SETUP);
   NTK_CHECK_ALL(ntk_grid_create(MPI_COMM_WORLD, cfg->grid.rows, cfg->grid.cols, cfg->grid.block_size, &st->g));
   st->have_grid = 1;
@@ -251,83 +192,100 @@ static int run_pipeline(run_opts *o, run_state *st) {
   ntk_model *M = &st->model;
   ntk_log_info("model: width %d, depth %d, %s, %lld parameters", M->n, M->L,
                ntk_config_enum_name("model.activation", M->activation), ntk_model_num_params(M));
+  NTK_CHECK(ntk_train_init(&st->tr, cfg, g, M, D, &st->out));
+  st->have_trainer = 1;
+  ntk_output *out = &st->out;
+  ntk_trainer *tr = &st->tr;
 
-  ntk_timer_start(NTK_PHASE_OUTPUT);
-  NTK_CHECK(ntk_output_open(&st->out, g, cfg->output.path, cfg->output.overwrite));
-  NTK_CHECK(write_provenance(&st->out, o, g, start));
-  NTK_CHECK(write_data_and_params(&st->out, cfg, D, M));
-  ntk_timer_stop(NTK_PHASE_OUTPUT);
-
-  const int ng = NTK_NGROUPS(M->L);
-  NTK_ALLOC(st->group_trace, ng, "group traces");
-  NTK_CHECK(ntk_dmat_create(g, D->n_train, D->n_train, &st->theta));
-  ntk_log_info("NTK: %s method, %s network", ntk_config_enum_name("ntk.method", cfg->ntk.method),
-               ntk_config_enum_name("ntk.network", cfg->ntk.network));
-  NTK_CHECK(ntk_ntk_for_config(M, &D->x_train, 0, &st->theta, st->group_trace));
-
-  const int K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : D->n_train;
-  NTK_ALLOC(st->w, K, "eigenvalues");
-  ntk_log_info("eigensolve: %s, %s%d eigenvalues%s", cfg->eigensolver.type, K < D->n_train ? "top " : "all ",
-               K, cfg->output.save_eigenvectors ? " with vectors" : "");
-  ntk_timer_start(NTK_PHASE_EIGENSOLVE);
-  NTK_CHECK(ntk_eig_solve(cfg->eigensolver.type, &st->theta, K, cfg->output.save_eigenvectors, st->w,
-                          cfg->output.save_eigenvectors ? &st->vectors : NULL));
-  ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
-
-  ntk_timer_start(NTK_PHASE_METRICS);
-  ntk_kernel_metrics km;
-  NTK_CHECK(ntk_metrics_kernel(&st->theta, st->w, K, &D->y_train, &km));
-  double train_loss, train_acc, test_loss = NAN, test_acc = NAN;
-  {
-    ntk_forward F;
-    NTK_CHECK(ntk_model_forward(M, &D->x_train, NULL, &F));
-    int err = ntk_metrics_loss(&F.f, &D->y_train, D->classification, &train_loss, &train_acc);
-    ntk_forward_free(&F);
-    NTK_CHECK(err);
-    if (D->n_test > 0) {
-      NTK_CHECK(ntk_model_forward(M, &D->x_test, NULL, &F));
-      err = ntk_metrics_loss(&F.f, &D->y_test, D->classification, &test_loss, &test_acc);
-      ntk_forward_free(&F);
-      NTK_CHECK(err);
+  long long first = 0;
+  int first_measured = 0;
+  st->outcome = NTK_TRAIN_COMPLETE;
+  if (o->resume) {
+    /* the checkpoint is checked before the output is touched: a refused resume leaves the
+     * interrupted file as it was */
+    NTK_CHECK(ntk_checkpoint_read(tr, &first));
+    ntk_timer_start(NTK_PHASE_OUTPUT);
+    NTK_CHECK(ntk_output_reopen(out, g, cfg->output.path));
+    NTK_CHECK(ntk_train_resume_output(tr, first, &first_measured));
+    long long count = 0;
+    {
+      /* resume_count: attribute of a previous resume, 0 when absent */
+      hid_t a = H5Aexists(out->file, "resume_count") > 0 ? H5Aopen(out->file, "resume_count", H5P_DEFAULT) : -1;
+      if (a >= 0) {
+        H5Aread(a, H5T_NATIVE_LLONG, &count);
+        H5Aclose(a);
+      }
+    }
+    NTK_CHECK(ntk_output_attr_int(out, "/", "resume_count", count + 1));
+    NTK_CHECK(ntk_output_attr_int(out, "/", "last_resume_step", first));
+    NTK_CHECK(ntk_output_attr_string(out, "/", "last_resume_command_line", o->cmdline));
+    NTK_CHECK(ntk_output_attr_int(out, "/", "last_resume_mpi_size", g->size));
+    NTK_CHECK(ntk_output_attr_string(out, "/", "last_resume_utc", start));
+    ntk_timer_stop(NTK_PHASE_OUTPUT);
+    ntk_log_info("resuming at step %lld of %d (learning rate %.6e)", first, cfg->train.steps, tr->lr);
+  } else {
+    ntk_timer_start(NTK_PHASE_OUTPUT);
+    NTK_CHECK(ntk_output_open(out, g, cfg->output.path, cfg->output.overwrite));
+    NTK_CHECK(ntk_app_write_provenance(out, cfg, g, o->cmdline, start));
+    NTK_CHECK(write_data_and_params(out, cfg, D, M));
+    ntk_timer_stop(NTK_PHASE_OUTPUT);
+    if (cfg->analytic.enabled) NTK_CHECK(run_analytic(cfg, st));
+    ntk_log_info("NTK: %s method, %s network", ntk_config_enum_name("ntk.method", cfg->ntk.method),
+                 ntk_config_enum_name("ntk.network", cfg->ntk.network));
+    const int K = tr->K;
+    ntk_log_info("eigensolve: %s, %s%d eigenvalues%s", cfg->eigensolver.type, K < D->n_train ? "top " : "all ",
+                 K, tr->want_vectors ? " with vectors" : "");
+    int diverged = 0;
+    NTK_CHECK(ntk_train_measure(tr, 0, &diverged));
+    first_measured = 1;
+    if (diverged) st->outcome = NTK_TRAIN_DIVERGED;
+    if (training && !diverged) {
+      NTK_CHECK(ntk_output_attr_double(out, "/", "learning_rate", tr->lr));
+      NTK_CHECK(ntk_output_attr_double(out, "/", "stability_limit_lr", 2.0 * D->n_train / tr->ref0.w[0]));
+      ntk_log_info("training: %d %s steps, learning rate %.6e (%.3f x the stability limit 2N/lambda_max)",
+                   cfg->train.steps, ntk_config_enum_name("train.optimizer", cfg->train.optimizer), tr->lr,
+                   tr->lr * tr->ref0.w[0] / (2.0 * D->n_train));
     }
   }
-  ntk_timer_stop(NTK_PHASE_METRICS);
+  if (!training) return NTK_OK;
 
+  long long last = first;
+  if (st->outcome != NTK_TRAIN_DIVERGED)
+    NTK_CHECK(ntk_train_run(tr, first, first_measured, &st->outcome, &last));
   ntk_timer_start(NTK_PHASE_OUTPUT);
-  ntk_output *out = &st->out;
-  NTK_CHECK(ntk_output_append_int(out, "/trajectory/step", 0));
-  NTK_CHECK(ntk_output_append_row(out, "/trajectory/eigenvalues", K, st->w));
-  NTK_CHECK(ntk_output_append_scalar(out, "/trajectory/lambda_max", km.lambda_max));
-  NTK_CHECK(ntk_output_append_scalar(out, "/trajectory/lambda_min", km.lambda_min));
-  NTK_CHECK(ntk_output_append_scalar(out, "/trajectory/condition_number", km.condition_number));
-  NTK_CHECK(ntk_output_append_scalar(out, "/trajectory/effective_rank", km.effective_rank));
-  NTK_CHECK(ntk_output_append_scalar(out, "/trajectory/trace", km.trace));
-  NTK_CHECK(ntk_output_append_scalar(out, "/trajectory/kernel_target_alignment", km.alignment));
-  NTK_CHECK(ntk_output_append_scalar(out, "/trajectory/drift", 0.0));
-  NTK_CHECK(ntk_output_append_scalar(out, "/trajectory/eigenvalue_drift", 0.0));
-  NTK_CHECK(ntk_output_append_scalar(out, "/trajectory/train_loss", train_loss));
-  NTK_CHECK(ntk_output_append_scalar(out, "/trajectory/test_loss", test_loss));
-  if (D->classification) {
-    NTK_CHECK(ntk_output_append_scalar(out, "/trajectory/train_accuracy", train_acc));
-    NTK_CHECK(ntk_output_append_scalar(out, "/trajectory/test_accuracy", test_acc));
+  NTK_CHECK(ntk_output_attr_int(out, "/", "unstable", tr->unstable || st->outcome == NTK_TRAIN_DIVERGED));
+  NTK_CHECK(ntk_output_attr_int(out, "/", "last_step", last));
+  if (st->outcome == NTK_TRAIN_DIVERGED) NTK_CHECK(ntk_output_attr_int(out, "/", "diverged_step", last));
+  if (cfg->output.save_params && st->outcome != NTK_TRAIN_DIVERGED && last > 0) {
+    char pre[64];
+    snprintf(pre, sizeof pre, "/params/step_%lld", last);
+    NTK_CHECK(ntk_checkpoint_write_params(out, M, pre));
   }
-  NTK_CHECK(ntk_output_append_row(out, "/trajectory/layer_trace", ng, st->group_trace));
-  if (cfg->output.save_ntk) NTK_CHECK(ntk_output_append_dmat(out, "/trajectory/ntk", &st->theta));
-  if (cfg->output.save_eigenvectors) NTK_CHECK(ntk_output_append_dmat(out, "/trajectory/eigenvectors", &st->vectors));
-  NTK_CHECK(ntk_output_flush(out));
   ntk_timer_stop(NTK_PHASE_OUTPUT);
+  if (st->outcome == NTK_TRAIN_INTERRUPTED) {
+    char ck[NTK_PATH_MAX + 16];
+    ntk_checkpoint_path(cfg, ck, sizeof ck);
+    ntk_log_info("interrupted at step %lld: checkpoint %s; continue with --resume", last, ck);
+  }
+  return NTK_OK;
+}
 
-  ntk_log_info("lambda_max %.6e  lambda_min %.6e  condition %.3e  effective rank %.2f  alignment %.4f",
-               km.lambda_max, km.lambda_min, km.condition_number, km.effective_rank, km.alignment);
-  ntk_log_info("train loss %.6e%s", train_loss, D->n_test > 0 ? "" : " (no test set)");
+/* Per-step cost of the training steps (max over ranks): the benchmark compares it with
+ * a forward pass. */
+static int write_train_timing(run_state *st) {
+  double loc[2] = {st->tr.step_seconds, st->tr.forward_seconds}, mx[2];
+  MPI_Allreduce(loc, mx, 2, MPI_DOUBLE, MPI_MAX, st->g.comm);
+  long long n = st->tr.steps_done;
+  NTK_CHECK(ntk_output_attr_int(&st->out, "/timing", "train_steps", n));
+  NTK_CHECK(ntk_output_attr_double(&st->out, "/timing", "train_step_seconds", n ? mx[0] / n : 0.0));
+  NTK_CHECK(ntk_output_attr_double(&st->out, "/timing", "train_forward_seconds", n ? mx[1] / n : 0.0));
+  if (n) ntk_log_info("training: %lld steps, %.4f s per step, of which forward %.4f s (%.2f forward passes)",
+                      n, mx[0] / n, mx[1] / n, mx[1] > 0 ? mx[0] / mx[1] : 0.0);
   return NTK_OK;
 }
 
 static void run_state_free(run_state *st) {
-  free(st->w);
-  free(st->group_trace);
-  ntk_dmat_free(&st->theta);
-  ntk_dmat_free(&st->vectors);
+  if (st->have_trainer) ntk_train_free(&st->tr);
   if (st->have_model) ntk_model_free(&st->model);
   if (st->have_data) ntk_data_free(&st->data);
   if (st->have_grid) ntk_grid_free(&st->g);
@@ -360,12 +318,14 @@ int ntk_app_run(int argc, char **argv) {
       ntk_timer_stat stats[NTK_PHASE_COUNT];
       ntk_timer_reduce(MPI_COMM_WORLD, stats);
       char end[32];
-      utc_now(end, sizeof end);
+      ntk_app_utc_now(end, sizeof end);
       err = ntk_output_write_timing(&st.out, stats, NTK_PHASE_COUNT);
+      if (!err && st.have_trainer && o.cfg.train.steps > 0) err = write_train_timing(&st);
       if (!err) err = ntk_output_attr_string(&st.out, "/", "end_utc", end);
       err = ntk_err_sync(MPI_COMM_WORLD, err);
     }
-    int cerr = ntk_output_close(&st.out, err ? "failed" : "complete");
+    static const char *const names[] = {"complete", "interrupted", "diverged"};
+    int cerr = ntk_output_close(&st.out, err ? "failed" : names[st.outcome]);
     if (!err) err = ntk_err_sync(MPI_COMM_WORLD, cerr);
   }
   if (err) {
@@ -373,8 +333,13 @@ int ntk_app_run(int argc, char **argv) {
     if (getenv("NTK_DEBUG")) ntk_err_print_trace();
   } else if (!o.dry_run) {
     ntk_timer_report(MPI_COMM_WORLD);
-    ntk_log_raw("\nwrote %s\n", o.cfg.output.path);
+    ntk_log_raw("\nwrote %s%s\n", o.cfg.output.path,
+                st.outcome == NTK_TRAIN_INTERRUPTED ? " (interrupted)"
+                : st.outcome == NTK_TRAIN_DIVERGED  ? " (diverged)" : "");
   }
+  int status = ntk_err_exit_status(err);
+  if (!err && st.outcome == NTK_TRAIN_INTERRUPTED) status = NTK_EXIT_INTERRUPTED;
+  if (!err && st.outcome == NTK_TRAIN_DIVERGED) status = NTK_EXIT_DIVERGED;
   run_state_free(&st);
-  return ntk_err_exit_status(err);
+  return status;
 }

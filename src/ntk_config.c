@@ -36,10 +36,13 @@ static const char *const network_choices[] = {"eval", "mask", "mask_average", NU
 /* The eigensolver module owns the solvers; this list must name the rows of its table. */
 static const char *const eig_choices[] = {"pdsyevr", "pdsyevd", "pdsyev", NULL};
 static const char *const fourier_choices[] = {"exact", "limit", NULL};
+static const char *const optimizer_choices[] = {"gd", "sgd", NULL};
+static const char *const measure_choices[] = {"log", "every", "list", NULL};
 
 _Static_assert(NTK_ACT_IDENTITY == 4 && NTK_ALPHA_POWER == 3 && NTK_SURVIVAL_LINEAR == 1 &&
                    NTK_DATA_HDF5 == 4 && NTK_METHOD_JACOBIAN == 1 &&
-                   NTK_NETWORK_MASK_AVERAGE == 2 && NTK_FOURIER_LIMIT == 1,
+                   NTK_NETWORK_MASK_AVERAGE == 2 && NTK_FOURIER_LIMIT == 1 &&
+                   NTK_OPT_SGD == 1 && NTK_MEASURE_LIST == 2,
                "enum order must match the choices lists");
 
 #define OFF(f) offsetof(ntk_config, f)
@@ -155,6 +158,34 @@ const ntk_config_key ntk_config_keys[] = {
           "enumerate all 2^L masks up to this depth, Monte Carlo beyond"),
     K_INT("analytic.mask_samples", analytic.mask_samples, "256", 1, IMAX,
           "Monte Carlo masks beyond analytic.enumerate_depth"),
+
+    K_INT("train.steps", train.steps, "0", 0, IMAX,
+          "training steps T; 0 = no training (the trajectory is step 0 alone)"),
+    K_ENUM("train.optimizer", train.optimizer, "gd", optimizer_choices,
+           "gd: full-batch gradient descent; sgd: minibatch SGD (train.batch_size samples a step)"),
+    K_INT("train.batch_size", train.batch_size, "0", 0, IMAX,
+          "sgd: samples per step, 1 .. data.n_train (gd: leave at 0)"),
+    K_DBL("train.lr", train.lr, "0.0", 0, DMAX,
+          "learning rate eta; 0 = eta from train.lr_scale"),
+    K_DBL("train.lr_scale", train.lr_scale, "0.5", POS, DMAX,
+          "eta = lr_scale * 2N / lambda_max(Theta_0) (GD on the linearised model is stable "
+          "below 1) when train.lr is 0"),
+    K_ENUM("train.measure", train.measure, "log", measure_choices,
+           "measurement steps (always with 0 and T): log (train.measure_points log-spaced), "
+           "every (train.measure_every), list (train.measure_steps)"),
+    K_INT("train.measure_every", train.measure_every, "50", 1, IMAX,
+          "measure: every: measure at multiples of this"),
+    K_INT("train.measure_points", train.measure_points, "20", 1, IMAX,
+          "measure: log: number of log-spaced steps between 1 and T"),
+    K_LIST("train.measure_steps", train.measure_steps, train.measure_steps_len, 0, IMAX,
+           "measure: list: the steps to measure at, each <= train.steps"),
+    K_DBL("train.divergence_factor", train.divergence_factor, "1e6", 1, DMAX,
+          "stop with status diverged when the train loss exceeds this times the initial loss "
+          "(NaN or Inf always does)"),
+    K_INT("train.checkpoint_every", train.checkpoint_every, "0", 0, IMAX,
+          "write a checkpoint every this many steps (0 = only on SIGTERM/SIGUSR1)"),
+    K_STR("train.checkpoint", train.checkpoint, "", 0, NULL,
+          "checkpoint file (empty = output.path + \".ckpt\")"),
 };
 
 #define NKEYS ((int)(sizeof ntk_config_keys / sizeof ntk_config_keys[0]))
@@ -967,6 +998,32 @@ int ntk_config_validate(ntk_config *cfg) {
   if (cfg->data.n_train > 0 && cfg->ntk.top_k > cfg->data.n_train)
     return fail_key(cfg, "ntk.top_k", "%d exceeds data.n_train = %d (allowed: 0 .. %d)",
                     cfg->ntk.top_k, cfg->data.n_train, cfg->data.n_train);
+  /* training */
+  if (cfg->train.optimizer == NTK_OPT_SGD) {
+    if (cfg->train.batch_size < 1)
+      return fail_key(cfg, "train.batch_size",
+                      "train.optimizer sgd needs a batch size, got %d (allowed: 1 .. data.n_train)",
+                      cfg->train.batch_size);
+    if (cfg->data.n_train > 0 && cfg->train.batch_size > cfg->data.n_train)
+      return fail_key(cfg, "train.batch_size", "%d exceeds data.n_train = %d (allowed: 1 .. %d)",
+                      cfg->train.batch_size, cfg->data.n_train, cfg->data.n_train);
+  } else if (cfg->train.batch_size != 0) {
+    return fail_key(cfg, "train.batch_size",
+                    "is only used by train.optimizer sgd (allowed with gd: 0, the full batch)");
+  }
+  if (cfg->train.measure == NTK_MEASURE_LIST && cfg->train.measure_steps_len == 0 &&
+      cfg->train.steps > 0)
+    return fail_key(cfg, "train.measure_steps",
+                    "train.measure list needs the steps to measure at (allowed: a list of steps "
+                    "0 .. train.steps)");
+  if (cfg->train.measure != NTK_MEASURE_LIST && cfg->train.measure_steps_len > 0)
+    return fail_key(cfg, "train.measure_steps",
+                    "is only used with train.measure: list (allowed otherwise: [])");
+  for (int i = 0; i < cfg->train.measure_steps_len; ++i)
+    if (cfg->train.measure_steps[i] > cfg->train.steps)
+      return fail_key(cfg, "train.measure_steps",
+                      "step %d is beyond train.steps = %d (allowed: 0 .. %d)",
+                      cfg->train.measure_steps[i], cfg->train.steps, cfg->train.steps);
   if ((cfg->grid.rows == 0) != (cfg->grid.cols == 0))
     return fail_key(cfg, cfg->grid.rows == 0 ? "grid.rows" : "grid.cols",
                     "give both grid.rows and grid.cols, or neither (0 = automatic)");

@@ -146,7 +146,19 @@ static void test_table(void **state) {
                                      "analytic.fourier",
                                      "analytic.quadrature_order",
                                      "analytic.enumerate_depth",
-                                     "analytic.mask_samples"};
+                                     "analytic.mask_samples",
+                                     "train.steps",
+                                     "train.optimizer",
+                                     "train.batch_size",
+                                     "train.lr",
+                                     "train.lr_scale",
+                                     "train.measure",
+                                     "train.measure_every",
+                                     "train.measure_points",
+                                     "train.measure_steps",
+                                     "train.divergence_factor",
+                                     "train.checkpoint_every",
+                                     "train.checkpoint"};
   for (size_t i = 0; i < sizeof must / sizeof must[0]; ++i)
     if (!ntk_config_find_key(must[i])) fail_msg("key %s missing", must[i]);
   assert_int_equal(ntk_config_nkeys, (int)(sizeof must / sizeof must[0]));
@@ -605,7 +617,10 @@ static const char *all_changed_yaml =
     "output: {path: r.h5, save_data: false, save_params: true, save_ntk: true,\n"
     "         save_eigenvectors: true, overwrite: true}\n"
     "analytic: {enabled: true, fourier: limit, quadrature_order: 20, enumerate_depth: 4,\n"
-    "           mask_samples: 99}\n";
+    "           mask_samples: 99}\n"
+    "train: {steps: 300, optimizer: sgd, batch_size: 20, lr: 0.25, lr_scale: 0.75, measure: list,\n"
+    "        measure_every: 7, measure_points: 9, measure_steps: [0, 10, 300],\n"
+    "        divergence_factor: 1e3, checkpoint_every: 100, checkpoint: \"c.ckpt\"}\n";
 
 static void test_round_trip(void **state) {
   (void)state;

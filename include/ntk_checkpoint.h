@@ -1,0 +1,38 @@
+/* ntk_checkpoint: the restart file of a training run.  Written collectively with the
+ * parallel output module (every rank writes its own blocks of the weights and of Theta_0)
+ * into CKPT.new.partial, closed, and renamed over CKPT only when complete, so a run killed
+ * while checkpointing keeps the previous checkpoint.  It holds the parameters, the step,
+ * the effective configuration, and what the metrics and the prediction need of step 0
+ * (Theta_0, its eigenvalues, the residual projections, eta, the initial loss).  Masks and
+ * minibatches come from the counter-based generator: the step is all they need.
+ *
+ * Reading is collective too: each rank reads only its own blocks (hyperslab selections of
+ * the block-cyclic layout), so a checkpoint written on P ranks resumes on any Q. */
+#ifndef NTK_CHECKPOINT_H
+#define NTK_CHECKPOINT_H
+#include "ntk_train.h"
+
+/* The checkpoint path of a config (train.checkpoint, or output.path + ".ckpt"). */
+void ntk_checkpoint_path(const ntk_config *cfg, char *buf, size_t n);
+
+/* Collective: the model's parameters under group `pre` with MODEL.md's names (G, W0, b0,
+ * W (L, n, n), b (L, n), V, b_out); used for checkpoints and /params/step_<t>. */
+int ntk_checkpoint_write_params(ntk_output *o, const ntk_model *M, const char *pre);
+
+/* Collective: write the trainer's state at `step` (the parameters after `step` updates). */
+int ntk_checkpoint_write(const ntk_trainer *t, long long step);
+
+/* Collective: restore the trainer (model parameters, step-0 reference, eta, flags) from the
+ * checkpoint of its config.  Refuses (NTK_ERR_INPUT) a missing file, a file that is not an
+ * ntkspec checkpoint, and one written for another configuration: every key must agree
+ * except output.*, grid.*, verbosity, train.steps, train.checkpoint_every and
+ * train.checkpoint (the message names the first key that differs). */
+int ntk_checkpoint_read(ntk_trainer *t, long long *step);
+
+/* Not collective: the first key (other than the exempt ones above) whose value differs
+ * between two effective-configuration texts, written as "KEY: A -> B" into buf; returns 0
+ * when they agree. */
+int ntk_checkpoint_config_diff(const char *saved_yaml, const char *current_yaml, char *buf,
+                               size_t n);
+
+#endif

@@ -1,0 +1,119 @@
+/* ntk_train: training dynamics of the NTK-ECRN (MODEL.md "Training" and "Metrics") -
+ * full-batch gradient descent or minibatch SGD on the MSE loss, with the NTK measured and
+ * diagonalised at the steps of a schedule, every metric appended to /trajectory, the
+ * kernel-regime prediction of the train loss, stop on divergence, and the step-boundary
+ * signal agreement that lets a run be checkpointed and resumed.
+ *
+ * Gradients are computed in the block-cyclic layout: the backward pass hands each
+ * parameter group's (signal g, input a) to a visitor that forms wscale * g^T a with PDGEMM
+ * into a matrix shaped like the weight, so no rank ever holds a whole weight or gradient.
+ * A training step costs one forward and one backward pass (about three forward passes);
+ * the NTK is only computed at measurement steps.  See docs/TRAINING.md. */
+#ifndef NTK_TRAIN_H
+#define NTK_TRAIN_H
+#include "ntk_config.h"
+#include "ntk_data.h"
+#include "ntk_grid.h"
+#include "ntk_model.h"
+#include "ntk_output.h"
+
+/* How a run ended (also the root `status` attribute and the exit status, docs/TRAINING.md). */
+typedef enum {
+  NTK_TRAIN_COMPLETE = 0,    /* "complete", exit status 0 */
+  NTK_TRAIN_INTERRUPTED = 1, /* "interrupted": checkpoint written, exit status 3 */
+  NTK_TRAIN_DIVERGED = 2     /* "diverged": NaN/Inf or loss blow-up, exit status 4 */
+} ntk_train_outcome;
+
+#define NTK_EXIT_INTERRUPTED 3
+#define NTK_EXIT_DIVERGED 4
+
+/* The kernel-regime reference of one kernel (Theta_0, or Theta_inf): its K eigenvalues
+ * (descending), the residual energy e_i = sum_c (u_i^T r_{0,c})^2 along each eigenvector
+ * and the energy outside the K eigenvectors (0 when K == N). */
+typedef struct {
+  int K;
+  double *w, *energy;
+  double rest;
+} ntk_kernel_ref;
+
+typedef struct {
+  const ntk_config *cfg;
+  const ntk_grid *g;
+  ntk_model *model;
+  const ntk_data *data;
+  ntk_output *out;
+  int N, K, ng;
+  int want_vectors; /* eigenvectors at each measurement (training runs, save_eigenvectors) */
+  /* step-0 reference, kept for the whole run and stored in checkpoints */
+  ntk_dmat theta0;
+  double theta0_fro;
+  ntk_kernel_ref ref0, refinf; /* refinf.K == 0 unless analytic.enabled */
+  double lr;                   /* eta actually used */
+  double loss0;                /* train loss at step 0 (evaluation network) */
+  int unstable;                /* a measurement saw eta*lambda_max/(2N) > 1 or the loss grow */
+  /* scratch of one measurement */
+  ntk_dmat theta, vectors;
+  double *w, *group_trace;
+  /* schedule */
+  long long *sched;
+  int nsched;
+  /* gradient buffers, one per weight shape, reused every step */
+  ntk_dmat gbuf[4];
+  /* timing of the training steps (this rank) */
+  long long steps_done;
+  double step_seconds, forward_seconds;
+} ntk_trainer;
+
+/* Collective.  Allocates the trainer's buffers; the model, data and output stay the
+ * caller's.  Nothing is computed. */
+int ntk_train_init(ntk_trainer *t, const ntk_config *cfg, const ntk_grid *g, ntk_model *model,
+                   const ntk_data *data, ntk_output *out);
+void ntk_train_free(ntk_trainer *t);
+
+/* Collective.  The infinite-width reference for the prediction: Theta_inf (N x N) is
+ * diagonalised (all N pairs) and projected on the step-0 residual of the evaluation
+ * network (computed here).  t->refinf.w then holds Theta_inf's N eigenvalues. */
+int ntk_train_set_infinite_reference(ntk_trainer *t, const ntk_dmat *theta_inf);
+
+/* Collective.  One measurement at `step`: Theta_t, its spectrum, every metric of MODEL.md,
+ * appended to /trajectory and flushed.  Step 0 also fixes the reference (Theta_0, its
+ * eigendecomposition, r_0's projections, the learning rate).  *diverged is set when the
+ * kernel or the loss is not finite (the row is still written). */
+int ntk_train_measure(ntk_trainer *t, long long step, int *diverged);
+
+/* Collective.  One optimisation step from `step` to step + 1 (the mask and minibatch of
+ * `step`); *loss is the full train loss of the training network before the update (the
+ * one the gradient belongs to, on the whole training set also for sgd). */
+int ntk_train_step(ntk_trainer *t, long long step, double *loss);
+
+/* Collective.  The training loop from `start` (0, or a checkpoint's step) to train.steps:
+ * measures at the scheduled steps (the measurement of `start` is skipped when
+ * start_measured), stops at a signal (checkpoint written) or on divergence. */
+int ntk_train_run(ntk_trainer *t, long long start, int start_measured, ntk_train_outcome *outcome,
+                  long long *last_step);
+
+/* The measurement steps of a config, ascending, without repeats, always with 0 and
+ * train.steps (malloc'd; not collective). */
+int ntk_train_schedule(const ntk_config *cfg, long long **steps, int *n);
+
+/* Kernel-regime train loss at step t of GD with learning rate lr on N samples:
+ * (1/2N) [sum_i (1 - lr w_i / N)^(2t) e_i + rest]. */
+double ntk_train_predict_loss(const ntk_kernel_ref *ref, double lr, int N, long long t);
+
+/* Signals: SIGTERM and SIGUSR1 set a flag (and nothing else); ntk_train_signal_agree is
+ * collective and returns 1 on every rank when any rank saw one. */
+void ntk_train_install_signals(void);
+int ntk_train_signal_agree(MPI_Comm comm);
+/* Tests and the loop itself: the raw flag of this rank. */
+int ntk_train_signal_seen(void);
+
+/* Collective, for --resume (the checkpoint read, the output reopened): keep the
+ * trajectory rows of steps <= start and drop later ones (a run killed after its last
+ * checkpoint measured further); *start_measured says whether step `start` has its row. */
+int ntk_train_resume_output(ntk_trainer *t, long long start, int *start_measured);
+
+/* Names of every /trajectory dataset a measurement may append (NULL-terminated), for
+ * --resume to truncate them consistently. */
+extern const char *const ntk_train_trajectory_names[];
+
+#endif

@@ -1,0 +1,434 @@
+#include "ntk_checkpoint.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ntk_error.h"
+#include "ntk_log.h"
+
+#define CKPT_KIND "ntkspec-checkpoint"
+
+void ntk_checkpoint_path(const ntk_config *cfg, char *buf, size_t n) {
+  if (cfg->train.checkpoint[0])
+    snprintf(buf, n, "%s", cfg->train.checkpoint);
+  else
+    snprintf(buf, n, "%s.ckpt", cfg->output.path);
+}
+
+/* ------------------------------------------------------------------- write -- */
+
+int ntk_checkpoint_write_params(ntk_output *o, const ntk_model *M, const char *pre) {
+  char name[256];
+  long long dims[2];
+  if (M->has_fourier) {
+    snprintf(name, sizeof name, "%s/G", pre);
+    NTK_CHECK(ntk_output_write_dmat(o, name, &M->G));
+  }
+  if (M->project) {
+    snprintf(name, sizeof name, "%s/W0", pre);
+    NTK_CHECK(ntk_output_write_dmat(o, name, &M->W0));
+    snprintf(name, sizeof name, "%s/b0", pre);
+    dims[0] = M->n;
+    NTK_CHECK(ntk_output_write_array(o, name, 1, dims, M->b0));
+  }
+  snprintf(name, sizeof name, "%s/W", pre);
+  for (int l = 0; l < M->L; ++l) NTK_CHECK(ntk_output_write_dmat_slice(o, name, M->L, l, &M->W[l]));
+  if (M->L > 0) {
+    snprintf(name, sizeof name, "%s/b", pre);
+    dims[0] = M->L;
+    dims[1] = M->n;
+    NTK_CHECK(ntk_output_write_array(o, name, 2, dims, M->b));
+  }
+  snprintf(name, sizeof name, "%s/V", pre);
+  NTK_CHECK(ntk_output_write_dmat(o, name, &M->V));
+  snprintf(name, sizeof name, "%s/b_out", pre);
+  dims[0] = M->k;
+  NTK_CHECK(ntk_output_write_array(o, name, 1, dims, M->b_out));
+  return NTK_OK;
+}
+
+static int write_ref(ntk_output *o, const char *pre, const char *kname, const ntk_kernel_ref *r) {
+  char name[64];
+  long long dims[1] = {r->K};
+  NTK_CHECK(ntk_output_attr_int(o, "/", kname, r->K));
+  if (r->K == 0) return NTK_OK;
+  snprintf(name, sizeof name, "%s/eigenvalues", pre);
+  NTK_CHECK(ntk_output_write_array(o, name, 1, dims, r->w));
+  snprintf(name, sizeof name, "%s/energy", pre);
+  NTK_CHECK(ntk_output_write_array(o, name, 1, dims, r->energy));
+  NTK_CHECK(ntk_output_attr_double(o, pre, "rest", r->rest));
+  return NTK_OK;
+}
+
+static int write_body(ntk_output *o, const ntk_trainer *t, long long step) {
+  char *yaml = ntk_config_to_yaml(t->cfg);
+  if (!yaml) return ntk_err_code();
+  int err = ntk_output_attr_string(o, "/", "config", yaml);
+  free(yaml);
+  NTK_CHECK(err);
+  NTK_CHECK(ntk_output_attr_string(o, "/", "kind", CKPT_KIND));
+  NTK_CHECK(ntk_output_attr_int(o, "/", "step", step));
+  NTK_CHECK(ntk_output_attr_int(o, "/", "mpi_size", t->g->size));
+  NTK_CHECK(ntk_output_attr_int(o, "/", "n_train", t->N));
+  NTK_CHECK(ntk_output_attr_double(o, "/", "learning_rate", t->lr));
+  NTK_CHECK(ntk_output_attr_double(o, "/", "loss0", t->loss0));
+  NTK_CHECK(ntk_output_attr_double(o, "/", "theta0_frobenius", t->theta0_fro));
+  NTK_CHECK(ntk_output_attr_int(o, "/", "unstable", t->unstable));
+  NTK_CHECK(ntk_checkpoint_write_params(o, t->model, "/params"));
+  NTK_CHECK(ntk_output_write_dmat(o, "/theta0", &t->theta0));
+  NTK_CHECK(write_ref(o, "/ref0", "K", &t->ref0));
+  NTK_CHECK(write_ref(o, "/refinf", "Kinf", &t->refinf));
+  return NTK_OK;
+}
+
+int ntk_checkpoint_write(const ntk_trainer *t, long long step) {
+  char path[NTK_PATH_MAX + 16], tmp[NTK_PATH_MAX + 32];
+  ntk_checkpoint_path(t->cfg, path, sizeof path);
+  snprintf(tmp, sizeof tmp, "%s.new", path);
+  ntk_output o;
+  memset(&o, 0, sizeof o);
+  o.file = -1;
+  NTK_CHECK(ntk_output_open(&o, t->g, tmp, 1));
+  int err = write_body(&o, t, step);
+  int cerr = ntk_output_close(&o, err ? "failed" : "complete");
+  NTK_CHECK(err);
+  NTK_CHECK(cerr);
+  /* the old checkpoint is replaced only by a complete new one */
+  int rc = NTK_OK;
+  if (t->g->rank == 0 && rename(tmp, path) != 0)
+    rc = ntk_err_set(NTK_ERR_RUNTIME, "checkpoint: cannot rename %s to %s (%s)", tmp, path,
+                     strerror(errno));
+  NTK_CHECK(ntk_err_sync(t->g->comm, rc));
+  ntk_log_info("checkpoint at step %lld: %s", step, path);
+  return NTK_OK;
+}
+
+/* -------------------------------------------------------------------- read -- */
+
+static int h5err(const char *path, const char *what, const char *name) {
+  H5Eclear2(H5E_DEFAULT);
+  return ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %s %s", path, what, name);
+}
+
+static int attr_string(hid_t f, const char *path, const char *name, char **out) {
+  *out = NULL;
+  if (H5Aexists(f, name) <= 0) return h5err(path, "has no attribute", name);
+  hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Tcopy(H5T_C_S1);
+  int rc = NTK_OK;
+  char *v = NULL;
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  if (a < 0 || H5Aread(a, t, &v) < 0 || !v) {
+    rc = h5err(path, "cannot read attribute", name);
+  } else {
+    *out = strdup(v);
+    if (!*out) rc = ntk_err_set(NTK_ERR_MEMORY, "out of memory reading %s", path);
+  }
+  if (v) H5free_memory(v);
+  H5Tclose(t);
+  if (a >= 0) H5Aclose(a);
+  return rc;
+}
+
+static int attr_num(hid_t f, const char *path, const char *obj, const char *name, hid_t type,
+                    void *v) {
+  if (H5Aexists_by_name(f, obj, name, H5P_DEFAULT) <= 0)
+    return h5err(path, "has no attribute", name);
+  hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = a >= 0 && H5Aread(a, type, v) >= 0 ? NTK_OK : h5err(path, "cannot read attribute", name);
+  if (a >= 0) H5Aclose(a);
+  return rc;
+}
+
+/* Replicated data: every rank reads the whole (small) dataset; n values expected. */
+static int read_array(hid_t f, const char *path, const char *name, long long n, double *x) {
+  hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+  if (d < 0) return h5err(path, "has no dataset", name);
+  hid_t sp = H5Dget_space(d);
+  long long have = sp >= 0 ? (long long)H5Sget_simple_extent_npoints(sp) : -1;
+  int rc = NTK_OK;
+  if (have != n)
+    rc = ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %s has %lld values, expected %lld", path, name,
+                     have, n);
+  else if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
+    rc = h5err(path, "cannot read", name);
+  if (sp >= 0) H5Sclose(sp);
+  H5Dclose(d);
+  return rc;
+}
+
+/* A block-cyclic dimension's local indices as at most two regular pieces (full blocks
+ * with stride np*nb, then the one partial block, which is always the last local one). */
+static int bc_pieces(int nloc, int p, int np, int nb, hsize_t *start, hsize_t *count,
+                     hsize_t *block) {
+  int full = nloc / nb, rem = nloc % nb, k = 0;
+  hsize_t g0 = (hsize_t)p * nb;
+  if (full > 0) {
+    start[k] = g0;
+    count[k] = (hsize_t)full;
+    block[k] = (hsize_t)nb;
+    ++k;
+  }
+  if (rem > 0) {
+    start[k] = g0 + (hsize_t)full * nb * np;
+    count[k] = 1;
+    block[k] = (hsize_t)rem;
+    ++k;
+  }
+  return k;
+}
+
+/* Collective: this rank's blocks of A from dataset `name` (2-D (m, n), or slice `lead` of a
+ * 3-D (count, m, n) one).  HDF5 walks the file selection in row-major order, which is the
+ * order of the local entries, so a row-major local buffer receives them in place. */
+static int read_dmat(hid_t f, const char *path, const char *name, long long lead, ntk_dmat *A) {
+  const ntk_grid *g = A->g;
+  int rc = NTK_OK;
+  hid_t d = H5Dopen2(f, name, H5P_DEFAULT), fs = -1, ms = -1, dxpl = -1;
+  double *buf = NULL;
+  if (d < 0) {
+    rc = h5err(path, "has no dataset", name);
+    goto done;
+  }
+  fs = H5Dget_space(d);
+  hsize_t dims[3] = {0, 0, 0};
+  int r = fs >= 0 ? H5Sget_simple_extent_dims(fs, dims, NULL) : -1;
+  int off = lead >= 0 ? 1 : 0;
+  if (r != 2 + off || dims[off] != (hsize_t)A->m || dims[off + 1] != (hsize_t)A->n ||
+      (off && (hsize_t)lead >= dims[0])) {
+    rc = ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %s has another shape than the model's", path,
+                     name);
+    goto done;
+  }
+  buf = ntk_malloc((size_t)(A->mloc > 0 ? A->mloc : 1) * (size_t)(A->nloc > 0 ? A->nloc : 1) *
+                       sizeof(double), "a checkpoint read buffer");
+  if (!buf) {
+    rc = ntk_err_code();
+    goto done;
+  }
+  if (A->mloc > 0 && A->nloc > 0) {
+    hsize_t rs[2], rcn[2], rb[2], cs[2], cc[2], cb[2];
+    int nr = bc_pieces(A->mloc, g->myrow, g->nprow, g->nb, rs, rcn, rb);
+    int nc = bc_pieces(A->nloc, g->mycol, g->npcol, g->nb, cs, cc, cb);
+    H5S_seloper_t op = H5S_SELECT_SET;
+    for (int i = 0; i < nr; ++i)
+      for (int j = 0; j < nc; ++j) {
+        hsize_t start[3], stride[3], count[3], block[3];
+        if (off) {
+          start[0] = (hsize_t)lead;
+          stride[0] = count[0] = block[0] = 1;
+        }
+        start[off] = rs[i];
+        stride[off] = (hsize_t)g->nprow * g->nb;
+        count[off] = rcn[i];
+        block[off] = rb[i];
+        start[off + 1] = cs[j];
+        stride[off + 1] = (hsize_t)g->npcol * g->nb;
+        count[off + 1] = cc[j];
+        block[off + 1] = cb[j];
+        H5Sselect_hyperslab(fs, op, start, stride, count, block);
+        op = H5S_SELECT_OR;
+      }
+    hsize_t md[2] = {(hsize_t)A->mloc, (hsize_t)A->nloc};
+    ms = H5Screate_simple(2, md, NULL);
+  } else {
+    H5Sselect_none(fs);
+    ms = H5Screate(H5S_SCALAR);
+    H5Sselect_none(ms);
+  }
+  dxpl = H5Pcreate(H5P_DATASET_XFER);
+  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+  if (H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, dxpl, buf) < 0) {
+    rc = h5err(path, "cannot read", name);
+    goto done;
+  }
+  for (int il = 0; il < A->mloc; ++il)
+    for (int jl = 0; jl < A->nloc; ++jl) A->a[il + (size_t)jl * A->lld] = buf[(size_t)il * A->nloc + jl];
+done:
+  free(buf);
+  if (dxpl >= 0) H5Pclose(dxpl);
+  if (ms >= 0) H5Sclose(ms);
+  if (fs >= 0) H5Sclose(fs);
+  if (d >= 0) H5Dclose(d);
+  return rc;
+}
+
+static int read_ref(hid_t f, const char *path, const char *pre, const char *kname, int N,
+                    ntk_kernel_ref *r) {
+  long long K = 0;
+  char name[64];
+  NTK_CHECK(attr_num(f, path, "/", kname, H5T_NATIVE_LLONG, &K));
+  free(r->w);
+  free(r->energy);
+  memset(r, 0, sizeof *r);
+  if (K == 0) return NTK_OK;
+  if (K < 0 || K > N) return ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: bad %s", path, kname);
+  r->K = (int)K;
+  NTK_ALLOC(r->w, K, "reference eigenvalues");
+  NTK_ALLOC(r->energy, K, "reference projections");
+  snprintf(name, sizeof name, "%s/eigenvalues", pre);
+  NTK_CHECK(read_array(f, path, name, K, r->w));
+  snprintf(name, sizeof name, "%s/energy", pre);
+  NTK_CHECK(read_array(f, path, name, K, r->energy));
+  NTK_CHECK(attr_num(f, path, pre, "rest", H5T_NATIVE_DOUBLE, &r->rest));
+  return NTK_OK;
+}
+
+/* Everything after the file is open; each call is made by every rank in the same order,
+ * as the collective metadata mode needs. */
+static int read_body(hid_t f, const char *path, ntk_trainer *t, long long *step) {
+  ntk_model *M = t->model;
+  char *kind = NULL, *saved = NULL, *cur = NULL;
+  int rc = attr_string(f, path, "kind", &kind);
+  if (!rc && strcmp(kind, CKPT_KIND) != 0)
+    rc = ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: not an ntkspec checkpoint (kind '%s')", path,
+                     kind);
+  free(kind);
+  if (!rc) rc = attr_string(f, path, "config", &saved);
+  if (!rc && !(cur = ntk_config_to_yaml(t->cfg))) rc = ntk_err_code();
+  if (!rc) {
+    char diff[600];
+    if (ntk_checkpoint_config_diff(saved, cur, diff, sizeof diff))
+      rc = ntk_err_set(NTK_ERR_INPUT,
+                       "--resume: checkpoint %s was written for another configuration (%s); only "
+                       "output.*, grid.*, verbosity, train.steps, train.checkpoint_every and "
+                       "train.checkpoint may change",
+                       path, diff);
+  }
+  free(saved);
+  free(cur);
+  NTK_CHECK(rc);
+  long long unstable = 0, n_train = 0;
+  NTK_CHECK(attr_num(f, path, "/", "step", H5T_NATIVE_LLONG, step));
+  NTK_CHECK(attr_num(f, path, "/", "n_train", H5T_NATIVE_LLONG, &n_train));
+  if (n_train != t->N)
+    return ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %lld training samples, the data has %d", path,
+                       n_train, t->N);
+  if (*step < 0 || *step > t->cfg->train.steps)
+    return ntk_err_set(NTK_ERR_INPUT,
+                       "--resume: checkpoint %s is at step %lld, beyond train.steps = %d", path,
+                       *step, t->cfg->train.steps);
+  NTK_CHECK(attr_num(f, path, "/", "learning_rate", H5T_NATIVE_DOUBLE, &t->lr));
+  NTK_CHECK(attr_num(f, path, "/", "loss0", H5T_NATIVE_DOUBLE, &t->loss0));
+  NTK_CHECK(attr_num(f, path, "/", "theta0_frobenius", H5T_NATIVE_DOUBLE, &t->theta0_fro));
+  NTK_CHECK(attr_num(f, path, "/", "unstable", H5T_NATIVE_LLONG, &unstable));
+  t->unstable = (int)unstable;
+  if (M->has_fourier) NTK_CHECK(read_dmat(f, path, "/params/G", -1, &M->G));
+  if (M->project) {
+    NTK_CHECK(read_dmat(f, path, "/params/W0", -1, &M->W0));
+    NTK_CHECK(read_array(f, path, "/params/b0", M->n, M->b0));
+  }
+  for (int l = 0; l < M->L; ++l) NTK_CHECK(read_dmat(f, path, "/params/W", l, &M->W[l]));
+  if (M->L > 0) NTK_CHECK(read_array(f, path, "/params/b", (long long)M->L * M->n, M->b));
+  NTK_CHECK(read_dmat(f, path, "/params/V", -1, &M->V));
+  NTK_CHECK(read_array(f, path, "/params/b_out", M->k, M->b_out));
+  ntk_dmat_free(&t->theta0);
+  NTK_CHECK(ntk_dmat_create(t->g, t->N, t->N, &t->theta0));
+  NTK_CHECK(read_dmat(f, path, "/theta0", -1, &t->theta0));
+  NTK_CHECK(read_ref(f, path, "/ref0", "K", t->N, &t->ref0));
+  NTK_CHECK(read_ref(f, path, "/refinf", "Kinf", t->N, &t->refinf));
+  if (t->ref0.K != t->K)
+    return ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %d reference eigenvalues, ntk.top_k asks for %d",
+                       path, t->ref0.K, t->K);
+  return NTK_OK;
+}
+
+int ntk_checkpoint_read(ntk_trainer *t, long long *step) {
+  char path[NTK_PATH_MAX + 16];
+  ntk_checkpoint_path(t->cfg, path, sizeof path);
+  int rc = NTK_OK;
+  if (t->g->rank == 0 && access(path, R_OK) != 0)
+    rc = ntk_err_set(NTK_ERR_INPUT,
+                     "--resume: no checkpoint %s (a run writes one on SIGTERM/SIGUSR1 or every "
+                     "train.checkpoint_every steps)",
+                     path);
+  NTK_CHECK(ntk_err_sync(t->g->comm, rc));
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_fapl_mpio(fapl, t->g->comm, MPI_INFO_NULL);
+  H5Pset_all_coll_metadata_ops(fapl, 1);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  H5Pclose(fapl);
+  if (f < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    rc = ntk_err_set(NTK_ERR_INPUT, "--resume: cannot open checkpoint %s as HDF5", path);
+  } else {
+    rc = read_body(f, path, t, step);
+    H5Fclose(f);
+  }
+  NTK_CHECK(ntk_err_sync(t->g->comm, rc));
+  return NTK_OK;
+}
+
+/* ------------------------------------------------------------ config check -- */
+
+static int exempt(const char *key) {
+  return !strncmp(key, "output.", 7) || !strncmp(key, "grid.", 5) || !strcmp(key, "verbosity") ||
+         !strcmp(key, "train.steps") || !strcmp(key, "train.checkpoint_every") ||
+         !strcmp(key, "train.checkpoint");
+}
+
+/* Next "section.leaf" / value pair of an effective-config text (ntk_config_to_yaml's
+ * layout: "section:" lines, then "  leaf: value"). */
+static const char *next_pair(const char *p, char *section, char *key, size_t kn, const char **val,
+                             size_t *vlen) {
+  while (*p) {
+    const char *eol = strchr(p, '\n');
+    size_t len = eol ? (size_t)(eol - p) : strlen(p);
+    const char *colon = memchr(p, ':', len);
+    const char *next = eol ? eol + 1 : p + len;
+    if (colon) {
+      int nested = p[0] == ' ';
+      const char *k = p;
+      while (*k == ' ') ++k;
+      size_t klen = (size_t)(colon - k);
+      const char *v = colon + 1;
+      while (v < p + len && *v == ' ') ++v;
+      if (!nested && v == p + len) {
+        snprintf(section, 64, "%.*s", (int)klen, k);
+      } else {
+        if (nested)
+          snprintf(key, kn, "%s.%.*s", section, (int)klen, k);
+        else
+          snprintf(key, kn, "%.*s", (int)klen, k);
+        *val = v;
+        *vlen = (size_t)(p + len - v);
+        return next;
+      }
+    }
+    p = next;
+  }
+  return NULL;
+}
+
+int ntk_checkpoint_config_diff(const char *saved, const char *current, char *buf, size_t n) {
+  char sec1[64] = "", key1[128];
+  const char *v1;
+  size_t l1;
+  for (const char *p = current; (p = next_pair(p, sec1, key1, sizeof key1, &v1, &l1));) {
+    if (exempt(key1)) continue;
+    char sec2[64] = "", key2[128];
+    const char *v2 = NULL;
+    size_t l2 = 0;
+    int found = 0;
+    for (const char *q = saved; (q = next_pair(q, sec2, key2, sizeof key2, &v2, &l2));)
+      if (!strcmp(key1, key2)) {
+        found = 1;
+        break;
+      }
+    if (!found) {
+      snprintf(buf, n, "%s is not in the checkpoint", key1);
+      return 1;
+    }
+    if (l1 != l2 || memcmp(v1, v2, l1) != 0) {
+      snprintf(buf, n, "%s: %.*s in the checkpoint, %.*s now", key1, (int)(l2 < 200 ? l2 : 200),
+               v2, (int)(l1 < 200 ? l1 : 200), v1);
+      return 1;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,637 @@
+#include "ntk_train.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ntk_checkpoint.h"
+#include "ntk_eig.h"
+#include "ntk_error.h"
+#include "ntk_log.h"
+#include "ntk_metrics.h"
+#include "ntk_ntk.h"
+#include "ntk_rng.h"
+#include "ntk_timer.h"
+
+const char *const ntk_train_trajectory_names[] = {
+    "/trajectory/step",
+    "/trajectory/eigenvalues",
+    "/trajectory/lambda_max",
+    "/trajectory/lambda_min",
+    "/trajectory/condition_number",
+    "/trajectory/effective_rank",
+    "/trajectory/trace",
+    "/trajectory/frobenius_norm",
+    "/trajectory/kernel_target_alignment",
+    "/trajectory/drift",
+    "/trajectory/eigenvalue_drift",
+    "/trajectory/eigenvalue_shift",
+    "/trajectory/ntk_change_norm2",
+    "/trajectory/weyl_ok",
+    "/trajectory/train_loss",
+    "/trajectory/test_loss",
+    "/trajectory/train_accuracy",
+    "/trajectory/test_accuracy",
+    "/trajectory/layer_trace",
+    "/trajectory/residual_energy",
+    "/trajectory/predicted_train_loss",
+    "/trajectory/predicted_train_loss_infinite",
+    "/trajectory/stability_ratio",
+    "/trajectory/ntk",
+    "/trajectory/eigenvectors",
+    NULL};
+
+/* ------------------------------------------------------------------ signals -- */
+
+static volatile sig_atomic_t signal_flag = 0;
+
+static void on_signal(int sig) {
+  (void)sig;
+  signal_flag = 1;
+}
+
+void ntk_train_install_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART; /* MPI and HDF5 calls in progress simply carry on */
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
+}
+
+int ntk_train_signal_seen(void) { return signal_flag != 0; }
+
+int ntk_train_signal_agree(MPI_Comm comm) {
+  int mine = signal_flag != 0, any = 0;
+  MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, comm);
+  return any;
+}
+
+/* ----------------------------------------------------------------- schedule -- */
+
+static int cmp_ll(const void *a, const void *b) {
+  long long x = *(const long long *)a, y = *(const long long *)b;
+  return (x > y) - (x < y);
+}
+
+int ntk_train_schedule(const ntk_config *cfg, long long **steps, int *n) {
+  const long long T = cfg->train.steps;
+  long long cap = 2;
+  switch (cfg->train.measure) {
+    case NTK_MEASURE_EVERY: cap += T / cfg->train.measure_every + 1; break;
+    case NTK_MEASURE_LOG: cap += cfg->train.measure_points; break;
+    default: cap += cfg->train.measure_steps_len; break;
+  }
+  long long *s = ntk_malloc((size_t)cap * sizeof(long long), "the measurement schedule");
+  if (!s) return ntk_err_code();
+  int c = 0;
+  s[c++] = 0;
+  s[c++] = T;
+  if (T > 0) {
+    if (cfg->train.measure == NTK_MEASURE_EVERY) {
+      for (long long t = cfg->train.measure_every; t < T; t += cfg->train.measure_every) s[c++] = t;
+    } else if (cfg->train.measure == NTK_MEASURE_LOG) {
+      const int P = cfg->train.measure_points;
+      /* P steps geometrically spaced from 1 to T (rounded; repeats at small t merge) */
+      for (int i = 0; i < P; ++i) {
+        double e = P > 1 ? (double)i / (P - 1) : 1.0;
+        long long t = llround(pow((double)T, e));
+        s[c++] = t < 1 ? 1 : t > T ? T : t;
+      }
+    } else {
+      for (int i = 0; i < cfg->train.measure_steps_len; ++i) s[c++] = cfg->train.measure_steps[i];
+    }
+  }
+  qsort(s, (size_t)c, sizeof *s, cmp_ll);
+  int u = 0;
+  for (int i = 0; i < c; ++i)
+    if (u == 0 || s[i] != s[u - 1]) s[u++] = s[i];
+  *steps = s;
+  *n = u;
+  return NTK_OK;
+}
+
+static int is_measure_step(const ntk_trainer *t, long long step) {
+  int lo = 0, hi = t->nsched - 1;
+  while (lo <= hi) {
+    int mid = (lo + hi) / 2;
+    if (t->sched[mid] == step) return 1;
+    if (t->sched[mid] < step) lo = mid + 1; else hi = mid - 1;
+  }
+  return 0;
+}
+
+/* --------------------------------------------------------------- prediction -- */
+
+double ntk_train_predict_loss(const ntk_kernel_ref *ref, double lr, int N, long long t) {
+  double s = ref->rest;
+  for (int i = 0; i < ref->K; ++i) {
+    double q = 1.0 - lr * ref->w[i] / N;
+    /* |q| < 1 decays, |q| > 1 grows: pow keeps both right, also for huge t */
+    s += pow(q * q, (double)t) * ref->energy[i];
+  }
+  return s / (2.0 * N);
+}
+
+static void ref_free(ntk_kernel_ref *r) {
+  free(r->w);
+  free(r->energy);
+  memset(r, 0, sizeof *r);
+}
+
+/* ---------------------------------------------------------------- lifecycle -- */
+
+int ntk_train_init(ntk_trainer *t, const ntk_config *cfg, const ntk_grid *g, ntk_model *model,
+                   const ntk_data *data, ntk_output *out) {
+  memset(t, 0, sizeof *t);
+  t->cfg = cfg;
+  t->g = g;
+  t->model = model;
+  t->data = data;
+  t->out = out;
+  t->N = data->n_train;
+  t->K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : t->N;
+  t->ng = NTK_NGROUPS(model->L);
+  t->want_vectors = cfg->train.steps > 0 || cfg->output.save_eigenvectors;
+  t->loss0 = NAN;
+  t->lr = NAN;
+  NTK_ALLOC(t->w, t->K, "eigenvalues");
+  NTK_ALLOC(t->group_trace, t->ng, "group traces");
+  NTK_CHECK(ntk_dmat_create(g, t->N, t->N, &t->theta));
+  NTK_CHECK(ntk_train_schedule(cfg, &t->sched, &t->nsched));
+  return NTK_OK;
+}
+
+void ntk_train_free(ntk_trainer *t) {
+  free(t->w);
+  free(t->group_trace);
+  free(t->sched);
+  ntk_dmat_free(&t->theta);
+  ntk_dmat_free(&t->vectors);
+  ntk_dmat_free(&t->theta0);
+  for (int q = 0; q < 4; ++q) ntk_dmat_free(&t->gbuf[q]);
+  ref_free(&t->ref0);
+  ref_free(&t->refinf);
+  memset(t, 0, sizeof *t);
+}
+
+/* Eigen-decompose `theta` (K pairs) and project the residual R on the vectors. */
+static int kernel_reference(const ntk_trainer *t, const ntk_dmat *theta, int K, const ntk_dmat *R,
+                            ntk_kernel_ref *ref) {
+  ntk_dmat U = {0};
+  ref_free(ref);
+  ref->K = K;
+  NTK_ALLOC(ref->w, K, "reference eigenvalues");
+  NTK_ALLOC(ref->energy, K, "reference projections");
+  ntk_timer_start(NTK_PHASE_EIGENSOLVE);
+  int err = ntk_eig_solve(t->cfg->eigensolver.type, theta, K, 1, ref->w, &U);
+  ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
+  double total = 0.0, in = 0.0;
+  if (!err) err = ntk_metrics_residual_energy(&U, R, ref->energy, &total);
+  ntk_dmat_free(&U);
+  NTK_CHECK(err);
+  for (int i = 0; i < K; ++i) in += ref->energy[i];
+  /* the part of r_0 the top K vectors do not see is taken as frozen (lambda ~ 0) */
+  ref->rest = K < t->N && total > in ? total - in : 0.0;
+  return NTK_OK;
+}
+
+/* Train-set residual of the evaluation network (N x k, created here) and its loss. */
+static int eval_residual(const ntk_trainer *t, ntk_dmat *R, double *loss, double *acc) {
+  const ntk_data *D = t->data;
+  ntk_forward F;
+  NTK_CHECK(ntk_model_forward(t->model, &D->x_train, NULL, &F));
+  int err = ntk_metrics_loss(&F.f, &D->y_train, D->classification, loss, acc);
+  if (!err) err = ntk_dmat_create(t->g, F.f.m, F.f.n, R);
+  if (!err) err = ntk_metrics_residual(&F.f, &D->y_train, R);
+  ntk_forward_free(&F);
+  NTK_CHECK(err);
+  return NTK_OK;
+}
+
+int ntk_train_set_infinite_reference(ntk_trainer *t, const ntk_dmat *theta_inf) {
+  ntk_dmat R = {0};
+  double loss, acc;
+  NTK_CHECK(eval_residual(t, &R, &loss, &acc));
+  int err = kernel_reference(t, theta_inf, t->N, &R, &t->refinf);
+  ntk_dmat_free(&R);
+  NTK_CHECK(err);
+  return NTK_OK;
+}
+
+/* -------------------------------------------------------------- measurement -- */
+
+int ntk_train_measure(ntk_trainer *t, long long step, int *diverged) {
+  const ntk_config *cfg = t->cfg;
+  const ntk_data *D = t->data;
+  ntk_output *out = t->out;
+  const int N = t->N, K = t->K, training = cfg->train.steps > 0;
+  int err = NTK_OK;
+  ntk_dmat R = {0};
+  double *energy = NULL;
+  double drift = 0.0, shift = 0.0, norm2 = 0.0, eig_drift = 0.0;
+  double pred = NAN, pred_inf = NAN, ratio = NAN;
+  int weyl = 1;
+  ntk_kernel_metrics km;
+  memset(&km, 0, sizeof km);
+  *diverged = 0;
+
+  ntk_timer_start(NTK_PHASE_METRICS);
+  double train_loss, train_acc, test_loss = NAN, test_acc = NAN;
+  err = eval_residual(t, &R, &train_loss, &train_acc);
+  if (!err && D->n_test > 0) {
+    ntk_forward F;
+    err = ntk_model_forward(t->model, &D->x_test, NULL, &F);
+    if (!err) {
+      err = ntk_metrics_loss(&F.f, &D->y_test, D->classification, &test_loss, &test_acc);
+      ntk_forward_free(&F);
+    }
+  }
+  ntk_timer_stop(NTK_PHASE_METRICS);
+  if (err) goto done;
+
+  if ((err = ntk_ntk_for_config(t->model, &D->x_train, step, &t->theta, t->group_trace))) goto done;
+  if (!isfinite(train_loss) || !ntk_metrics_all_finite(&t->theta)) {
+    /* nothing of this step is written: a NaN kernel would only stall the eigensolver */
+    *diverged = 1;
+    ntk_log_warn("step %lld: the %s is not finite: stopping (diverged)", step,
+                 isfinite(train_loss) ? "kernel" : "train loss");
+    goto done;
+  }
+
+  ntk_dmat_free(&t->vectors);
+  ntk_timer_start(NTK_PHASE_EIGENSOLVE);
+  err = ntk_eig_solve(cfg->eigensolver.type, &t->theta, K, t->want_vectors, t->w,
+                      t->want_vectors ? &t->vectors : NULL);
+  ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
+  if (err) goto done;
+
+  ntk_timer_start(NTK_PHASE_METRICS);
+  if ((err = ntk_metrics_kernel(&t->theta, t->w, K, &D->y_train, &km))) goto metrics_done;
+  if (t->want_vectors) {
+    energy = ntk_malloc((size_t)K * sizeof(double), "residual energies");
+    if (!energy || (err = ntk_metrics_residual_energy(&t->vectors, &R, energy, NULL))) {
+      if (!energy) err = ntk_err_code();
+      goto metrics_done;
+    }
+  }
+  if (step == 0 && !t->theta0.a) {
+    /* the reference of every later measurement and of the prediction */
+    if ((err = ntk_dmat_copy(&t->theta, &t->theta0))) goto metrics_done;
+    t->theta0_fro = km.frobenius;
+    t->loss0 = train_loss;
+    ref_free(&t->ref0);
+    t->ref0.K = K;
+    t->ref0.w = ntk_malloc((size_t)K * sizeof(double), "reference eigenvalues");
+    t->ref0.energy = ntk_calloc((size_t)K, sizeof(double), "reference projections");
+    if (!t->ref0.w || !t->ref0.energy) {
+      err = ntk_err_code();
+      goto metrics_done;
+    }
+    memcpy(t->ref0.w, t->w, (size_t)K * sizeof(double));
+    if (energy) {
+      double total = 2.0 * N * train_loss, in = 0.0;
+      memcpy(t->ref0.energy, energy, (size_t)K * sizeof(double));
+      for (int i = 0; i < K; ++i) in += energy[i];
+      t->ref0.rest = K < N && total > in ? total - in : 0.0;
+    }
+    t->lr = cfg->train.lr > 0.0 ? cfg->train.lr : cfg->train.lr_scale * 2.0 * N / t->w[0];
+  }
+  if (step > 0 || t->theta0.a) {
+    drift = ntk_dmat_diff_fro(&t->theta, &t->theta0) / t->theta0_fro;
+    shift = ntk_metrics_max_shift(t->w, t->ref0.w, K);
+    eig_drift = shift / t->ref0.w[0];
+    if (step > 0) {
+      ntk_timer_stop(NTK_PHASE_METRICS);
+      ntk_timer_start(NTK_PHASE_EIGENSOLVE);
+      err = ntk_metrics_diff_norm2(cfg->eigensolver.type, &t->theta, &t->theta0, &norm2);
+      ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
+      ntk_timer_start(NTK_PHASE_METRICS);
+      if (err) goto metrics_done;
+      weyl = ntk_metrics_weyl_holds(shift, norm2, N, t->ref0.w[0]);
+    }
+  }
+  if (training) {
+    pred = ntk_train_predict_loss(&t->ref0, t->lr, N, step);
+    if (t->refinf.K > 0) pred_inf = ntk_train_predict_loss(&t->refinf, t->lr, N, step);
+    ratio = t->lr * km.lambda_max / (2.0 * N);
+    if (ratio > 1.0 || (step > 0 && train_loss > t->loss0)) {
+      if (!t->unstable)
+        ntk_log_warn("step %lld: unstable (eta lambda_max / 2N = %.3f, train loss %.3e vs %.3e "
+                     "at step 0)", step, ratio, train_loss, t->loss0);
+      t->unstable = 1;
+    }
+  }
+metrics_done:
+  ntk_timer_stop(NTK_PHASE_METRICS);
+  if (err) goto done;
+
+  ntk_timer_start(NTK_PHASE_OUTPUT);
+#define APPEND(call)        \
+  do {                      \
+    if (!err) err = (call); \
+  } while (0)
+  APPEND(ntk_output_append_int(out, "/trajectory/step", step));
+  APPEND(ntk_output_append_row(out, "/trajectory/eigenvalues", K, t->w));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/lambda_max", km.lambda_max));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/lambda_min", km.lambda_min));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/condition_number", km.condition_number));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/effective_rank", km.effective_rank));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/trace", km.trace));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/frobenius_norm", km.frobenius));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/kernel_target_alignment", km.alignment));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/drift", drift));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/eigenvalue_drift", eig_drift));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/eigenvalue_shift", shift));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/ntk_change_norm2", norm2));
+  APPEND(ntk_output_append_int(out, "/trajectory/weyl_ok", weyl));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/train_loss", train_loss));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/test_loss", test_loss));
+  if (D->classification) {
+    APPEND(ntk_output_append_scalar(out, "/trajectory/train_accuracy", train_acc));
+    APPEND(ntk_output_append_scalar(out, "/trajectory/test_accuracy", test_acc));
+  }
+  APPEND(ntk_output_append_row(out, "/trajectory/layer_trace", t->ng, t->group_trace));
+  if (energy) APPEND(ntk_output_append_row(out, "/trajectory/residual_energy", K, energy));
+  if (training) {
+    APPEND(ntk_output_append_scalar(out, "/trajectory/predicted_train_loss", pred));
+    if (t->refinf.K > 0)
+      APPEND(ntk_output_append_scalar(out, "/trajectory/predicted_train_loss_infinite", pred_inf));
+    APPEND(ntk_output_append_scalar(out, "/trajectory/stability_ratio", ratio));
+  }
+  if (cfg->output.save_ntk) APPEND(ntk_output_append_dmat(out, "/trajectory/ntk", &t->theta));
+  if (cfg->output.save_eigenvectors)
+    APPEND(ntk_output_append_dmat(out, "/trajectory/eigenvectors", &t->vectors));
+  APPEND(ntk_output_flush(out));
+#undef APPEND
+  ntk_timer_stop(NTK_PHASE_OUTPUT);
+  if (err) goto done;
+
+  if (training)
+    ntk_log_info("step %lld: train loss %.6e (kernel regime %.6e)  lambda_max %.6e  drift %.3e%s",
+                 step, train_loss, pred, km.lambda_max, drift, weyl ? "" : "  WEYL VIOLATED");
+  else
+    ntk_log_info("lambda_max %.6e  lambda_min %.6e  condition %.3e  effective rank %.2f  alignment %.4f",
+                 km.lambda_max, km.lambda_min, km.condition_number, km.effective_rank, km.alignment);
+  if (!training) ntk_log_info("train loss %.6e%s", train_loss, D->n_test > 0 ? "" : " (no test set)");
+  if (training && step > 0 && train_loss > cfg->train.divergence_factor * t->loss0) {
+    ntk_log_warn("step %lld: train loss %.3e exceeds %g x the initial %.3e: stopping (diverged)",
+                 step, train_loss, cfg->train.divergence_factor, t->loss0);
+    *diverged = 1;
+  }
+done:
+  free(energy);
+  ntk_dmat_free(&R);
+  if (err) ntk_err_trace(__FILE__, __LINE__, __func__);
+  return err;
+}
+
+/* ----------------------------------------------------------------- gradient -- */
+
+/* The backward pass still needs a group's weights right after visiting it (to carry the
+ * signal down), so each group's update waits until the next group is visited: only one
+ * gradient is held at a time. */
+typedef struct {
+  ntk_model *M;
+  ntk_dmat *pool; /* 4 buffers, reused by shape (a page-faulted n x n each step costs) */
+  double lr;
+  int pending;  /* group whose update waits, -1 none */
+  ntk_dmat *gw; /* its weight gradient times -lr (shape of the weight) */
+  double *gb;   /* its bias gradient times -lr (NULL: no bias) */
+} grad_ctx;
+
+static void group_params(ntk_model *M, int group, ntk_dmat **W, double **b) {
+  *b = NULL;
+  if (group == NTK_GROUP_FOURIER) {
+    *W = &M->G;
+  } else if (group == NTK_GROUP_INPUT) {
+    *W = &M->W0;
+    *b = M->b0;
+  } else if (group == NTK_GROUP_OUTPUT(M->L)) {
+    *W = &M->V;
+    *b = M->b_out;
+  } else {
+    int l = group - 1;
+    *W = &M->W[l - 1];
+    *b = M->b + (size_t)(l - 1) * M->n;
+  }
+}
+
+static void apply_pending(grad_ctx *c) {
+  if (c->pending < 0) return;
+  ntk_dmat *W;
+  double *b;
+  group_params(c->M, c->pending, &W, &b);
+  const size_t len = (size_t)W->lld * W->nloc;
+  const double *gw = c->gw->a;
+  for (size_t e = 0; e < len; ++e) W->a[e] += gw[e];
+  if (c->gb && b)
+    for (int i = 0; i < W->m; ++i) b[i] += c->gb[i];
+  c->gw = NULL;
+  free(c->gb);
+  c->gb = NULL;
+  c->pending = -1;
+}
+
+static int visit_gradient(int group, const ntk_dmat *gsig, const ntk_dmat *a, double ws,
+                          double bs, void *vctx) {
+  grad_ctx *c = vctx;
+  const ntk_grid *g = c->M->g;
+  ntk_timer_start(NTK_PHASE_TRAIN);
+  apply_pending(c);
+  const int fo = gsig->n, fi = a->n, N = gsig->m;
+  int err = NTK_OK, slot = -1;
+  for (int q = 0; q < 4 && slot < 0; ++q)
+    if (c->pool[q].a && c->pool[q].m == fo && c->pool[q].n == fi) slot = q;
+  for (int q = 0; q < 4 && slot < 0; ++q)
+    if (!c->pool[q].a && !(err = ntk_dmat_create(g, fo, fi, &c->pool[q]))) slot = q;
+  if (!err && slot < 0) err = ntk_err_set(NTK_ERR_INTERNAL, "train: more than 4 weight shapes");
+  if (!err) c->gw = &c->pool[slot];
+  /* the step itself goes into the buffer: -lr * wscale * g^T a */
+  if (!err) err = ntk_dmat_gemm('T', 'N', -c->lr * ws, gsig, a, 0.0, c->gw);
+  ntk_timer_add_flops(NTK_PHASE_TRAIN, 2.0 * fo * fi * (double)N / g->size);
+  if (!err && bs != 0.0) {
+    /* sum over samples = over grid rows; each column lives on one process column, so one
+     * reduction over all ranks both sums and replicates */
+    c->gb = ntk_calloc((size_t)fo, sizeof(double), "a bias gradient");
+    if (!c->gb) err = ntk_err_code();
+    for (int jl = 0; !err && jl < gsig->nloc; ++jl) {
+      const double *col = gsig->a + (size_t)jl * gsig->lld;
+      double s = 0.0;
+      for (int il = 0; il < gsig->mloc; ++il) s += col[il];
+      c->gb[ntk_dmat_col_l2g(gsig, jl)] = -c->lr * bs * s;
+    }
+    if (!err) MPI_Allreduce(MPI_IN_PLACE, c->gb, fo, MPI_DOUBLE, MPI_SUM, g->comm);
+  }
+  c->pending = err ? -1 : group;
+  ntk_timer_stop(NTK_PHASE_TRAIN);
+  if (err) ntk_err_trace(__FILE__, __LINE__, __func__);
+  return err;
+}
+
+typedef struct {
+  double u;
+  int i;
+} keyed;
+
+static int cmp_keyed(const void *a, const void *b) {
+  const keyed *x = a, *y = b;
+  if (x->u != y->u) return x->u < y->u ? -1 : 1;
+  return (x->i > y->i) - (x->i < y->i);
+}
+
+/* The minibatch of `step`: the B samples with the smallest keys u_i = U(seed, MINIBATCH,
+ * step, i), i.e. a uniform B-subset without replacement, the same on every rank. */
+static int draw_batch(const ntk_config *cfg, long long step, int N, int B, unsigned char *in) {
+  keyed *k = ntk_malloc((size_t)N * sizeof *k, "minibatch keys");
+  if (!k) return ntk_err_code();
+  for (int i = 0; i < N; ++i) {
+    k[i].u = ntk_rng_uniform(cfg->seed, NTK_STREAM_MINIBATCH, (uint64_t)step, (uint64_t)i, 0);
+    k[i].i = i;
+  }
+  qsort(k, (size_t)N, sizeof *k, cmp_keyed);
+  memset(in, 0, (size_t)N);
+  for (int j = 0; j < B; ++j) in[k[j].i] = 1;
+  free(k);
+  return NTK_OK;
+}
+
+int ntk_train_step(ntk_trainer *t, long long step, double *loss) {
+  const ntk_config *cfg = t->cfg;
+  const ntk_data *D = t->data;
+  ntk_model *M = t->model;
+  const int N = t->N, L = M->L;
+  double t0 = MPI_Wtime();
+  double *xi = ntk_malloc((size_t)(L > 0 ? L : 1) * sizeof(double), "mask");
+  if (!xi) return ntk_err_code();
+  ntk_model_draw_mask(M, step, 0, xi);
+  ntk_forward F;
+  int err = ntk_model_forward(M, &D->x_train, xi, &F);
+  free(xi);
+  NTK_CHECK(err);
+  t->forward_seconds += MPI_Wtime() - t0;
+  ntk_dmat R = {0};
+  unsigned char *in = NULL;
+  grad_ctx c = {.M = M, .pool = t->gbuf, .lr = t->lr, .pending = -1};
+  double acc;
+  if ((err = ntk_metrics_loss(&F.f, &D->y_train, 0, loss, &acc))) goto done;
+  if (!isfinite(*loss) || *loss > cfg->train.divergence_factor * t->loss0) goto done;
+  if ((err = ntk_dmat_create(t->g, N, F.f.n, &R))) goto done;
+  if ((err = ntk_metrics_residual(&F.f, &D->y_train, &R))) goto done;
+  /* seed of the backward pass: dL/df = r/N (gd) or r/B on the batch rows (sgd) */
+  if (cfg->train.optimizer == NTK_OPT_SGD) {
+    const int B = cfg->train.batch_size;
+    if (!(in = ntk_malloc((size_t)N, "minibatch flags"))) {
+      err = ntk_err_code();
+      goto done;
+    }
+    if ((err = draw_batch(cfg, step, N, B, in))) goto done;
+    for (int il = 0; il < R.mloc; ++il) {
+      double s = in[ntk_dmat_row_l2g(&R, il)] ? 1.0 / B : 0.0;
+      for (int jl = 0; jl < R.nloc; ++jl) R.a[il + (size_t)jl * R.lld] *= s;
+    }
+  } else {
+    const size_t len = (size_t)R.lld * R.nloc;
+    for (size_t e = 0; e < len; ++e) R.a[e] /= N;
+  }
+  if ((err = ntk_model_backward(M, &D->x_train, &F, &R, visit_gradient, &c))) goto done;
+  ntk_timer_start(NTK_PHASE_TRAIN);
+  apply_pending(&c);
+  ntk_timer_stop(NTK_PHASE_TRAIN);
+  t->steps_done++;
+done:
+  free(c.gb);
+  free(in);
+  ntk_dmat_free(&R);
+  ntk_forward_free(&F);
+  t->step_seconds += MPI_Wtime() - t0;
+  if (err) ntk_err_trace(__FILE__, __LINE__, __func__);
+  return err;
+}
+
+/* -------------------------------------------------------------------- loop -- */
+
+int ntk_train_run(ntk_trainer *t, long long start, int start_measured, ntk_train_outcome *outcome,
+                  long long *last_step) {
+  const ntk_config *cfg = t->cfg;
+  const long long T = cfg->train.steps;
+  *outcome = NTK_TRAIN_COMPLETE;
+  for (long long s = start;; ++s) {
+    *last_step = s;
+    if (is_measure_step(t, s) && !(s == start && start_measured)) {
+      int diverged;
+      NTK_CHECK(ntk_train_measure(t, s, &diverged));
+      if (diverged) {
+        *outcome = NTK_TRAIN_DIVERGED;
+        return NTK_OK;
+      }
+    }
+    if (s >= T) return NTK_OK;
+    /* the step boundary: every rank leaves the loop here or none does */
+    if (ntk_train_signal_agree(t->g->comm)) {
+      ntk_log_info("signal received: writing a checkpoint at step %lld", s);
+      ntk_timer_start(NTK_PHASE_OUTPUT);
+      int err = ntk_checkpoint_write(t, s);
+      ntk_timer_stop(NTK_PHASE_OUTPUT);
+      NTK_CHECK(err);
+      *outcome = NTK_TRAIN_INTERRUPTED;
+      return NTK_OK;
+    }
+    if (cfg->train.checkpoint_every > 0 && s > start && s % cfg->train.checkpoint_every == 0) {
+      ntk_timer_start(NTK_PHASE_OUTPUT);
+      int err = ntk_checkpoint_write(t, s);
+      ntk_timer_stop(NTK_PHASE_OUTPUT);
+      NTK_CHECK(err);
+    }
+    double loss;
+    NTK_CHECK(ntk_train_step(t, s, &loss));
+    if (!isfinite(loss) || loss > cfg->train.divergence_factor * t->loss0) {
+      ntk_log_warn("step %lld: train loss %.3e %s: stopping (diverged)", s, loss,
+                   isfinite(loss) ? "exceeds train.divergence_factor x the initial loss"
+                                  : "is not finite");
+      *outcome = NTK_TRAIN_DIVERGED;
+      return NTK_OK;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ resume -- */
+
+int ntk_train_resume_output(ntk_trainer *t, long long start, int *start_measured) {
+  ntk_output *o = t->out;
+  long long rows = 0;
+  *start_measured = 0;
+  NTK_CHECK(ntk_output_rows(o, "/trajectory/step", &rows));
+  long long *steps = ntk_malloc((size_t)(rows > 0 ? rows : 1) * sizeof(long long), "trajectory steps");
+  int rc = steps ? NTK_OK : ntk_err_code();
+  if (rc == NTK_OK && rows > 0) {
+    /* every rank reads the small step column (independent raw read; the open is collective) */
+    hid_t d = H5Dopen2(o->file, "/trajectory/step", H5P_DEFAULT);
+    if (d < 0 || H5Dread(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, steps) < 0)
+      rc = ntk_err_set(NTK_ERR_RUNTIME, "--resume: cannot read /trajectory/step of %s", o->partial);
+    if (d >= 0) H5Dclose(d);
+  }
+  rc = ntk_err_sync(t->g->comm, rc);
+  long long keep = 0;
+  while (rc == NTK_OK && keep < rows && steps[keep] <= start) ++keep;
+  if (rc == NTK_OK && keep > 0 && steps[keep - 1] == start) *start_measured = 1;
+  free(steps);
+  NTK_CHECK(rc);
+  if (keep == 0)
+    return ntk_err_set(NTK_ERR_INPUT, "--resume: %s has no measurement at or before step %lld",
+                       o->partial, start);
+  for (int i = 0; ntk_train_trajectory_names[i]; ++i) {
+    long long r = 0;
+    NTK_CHECK(ntk_output_rows(o, ntk_train_trajectory_names[i], &r));
+    if (r > keep) NTK_CHECK(ntk_output_truncate(o, ntk_train_trajectory_names[i], keep));
+    if (r > 0 && r < keep)
+      return ntk_err_set(NTK_ERR_INPUT, "--resume: %s has %lld rows of %s, fewer than its %lld steps",
+                         o->partial, r, ntk_train_trajectory_names[i], keep);
+  }
+  if (rows > keep)
+    ntk_log_info("resume: dropped %lld measurement(s) after step %lld", rows - keep, start);
+  NTK_CHECK(ntk_output_flush(o));
+  return NTK_OK;
+}
