@@ -8,7 +8,6 @@ int ntk_app_run(int argc, char **argv);      /* ntk_app.c */
 int ntk_app_analytic(int argc, char **argv); /* ntk_app_analytic.c: infinite-width kernel alone */
 int ntk_app_sweep(int argc, char **argv);    /* ntk_app_sweep.c: width study */
 int ntk_app_info(int argc, char **argv);     /* ntk_app_info.c: summary of a result file */
-void ntk_app_usage(void);
 
 #endif
 

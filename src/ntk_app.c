@@ -24,35 +24,6 @@
 #include "ntk_timer.h"
 #include "ntk_train.h"
 
-void ntk_app_usage(void) {
-  printf(
-      "ntkspec %s - the distributed empirical NTK spectrum of wide residual networks\n"
-      "\n"
-      "usage: mpirun -np P ntkspec run CONFIG.yaml [--set key.path=value ...] [--dry-run]\n"
-      "                                [--resume]\n"
-      "       ntkspec --help | --version\n"
-      "\n"
-      "commands:\n"
-      "  run CONFIG   compute the NTK (and its spectrum) of the network CONFIG describes,\n"
-      "               train it (train.steps > 0) measuring the NTK along the way, and write\n"
-      "               one HDF5 file (output.path)\n"
-      "options of run:\n"
-      "  --set K=V    override a configuration key (repeatable), e.g. --set model.width=1024\n"
-      "  --dry-run    print the effective configuration, the process grid and the estimated\n"
-      "               memory per rank, and compute nothing\n"
-      "  --resume     continue an interrupted training run from its checkpoint\n"
-      "               (train.checkpoint), appending to output.path\n"
-      "  -q, --quiet  no progress lines;  -v, --verbose  debug lines\n"
-      "\n"
-      "SIGTERM or SIGUSR1 during training: checkpoint at the next step, status interrupted.\n"
-      "exit status: 0 success, 2 bad input (usage, configuration, data), 1 other failure,\n"
-      "             3 interrupted (checkpoint written: run again with --resume),\n"
-      "             4 diverged (NaN/Inf or loss blow-up; everything measured is kept).\n"
-      "docs: README.md, docs/CONFIG.md (every key), docs/OUTPUT.md (the file format),\n"
-      "      docs/TRAINING.md (training, checkpoints, signals).\n",
-      NTK_VERSION);
-}
-
 typedef struct {
   ntk_config cfg;
   int dry_run, resume;
