@@ -56,6 +56,12 @@ int ntk_output_flush(ntk_output *o);
 /* Collective: /timing group with per-phase min/avg/max seconds and flops. */
 int ntk_output_write_timing(ntk_output *o, const ntk_timer_stat *stats, int nstats);
 
+/* Collective: read this rank's blocks of A from dataset `name` of an open file `f` (2-D
+ * (m, n), or slice `lead` of a 3-D (count, m, n) one; lead < 0 for 2-D), the inverse of
+ * ntk_output_write_dmat.  A wrong shape or a missing dataset is NTK_ERR_INPUT naming
+ * `label` (e.g. "checkpoint FILE"). */
+int ntk_output_read_dmat(hid_t f, const char *label, const char *name, long long lead, ntk_dmat *A);
+
 /* Collective: set status, close; rename PATH.partial -> PATH unless status is "failed".
  * Safe to call on an unopened/failed ntk_output (file < 0). */
 int ntk_output_close(ntk_output *o, const char *status);

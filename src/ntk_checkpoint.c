@@ -161,100 +161,11 @@ static int read_array(hid_t f, const char *path, const char *name, long long n, 
   return rc;
 }
 
-/* A block-cyclic dimension's local indices as at most two regular pieces (full blocks
- * with stride np*nb, then the one partial block, which is always the last local one). */
-static int bc_pieces(int nloc, int p, int np, int nb, hsize_t *start, hsize_t *count,
-                     hsize_t *block) {
-  int full = nloc / nb, rem = nloc % nb, k = 0;
-  hsize_t g0 = (hsize_t)p * nb;
-  if (full > 0) {
-    start[k] = g0;
-    count[k] = (hsize_t)full;
-    block[k] = (hsize_t)nb;
-    ++k;
-  }
-  if (rem > 0) {
-    start[k] = g0 + (hsize_t)full * nb * np;
-    count[k] = 1;
-    block[k] = (hsize_t)rem;
-    ++k;
-  }
-  return k;
-}
-
-/* Collective: this rank's blocks of A from dataset `name` (2-D (m, n), or slice `lead` of a
- * 3-D (count, m, n) one).  HDF5 walks the file selection in row-major order, which is the
- * order of the local entries, so a row-major local buffer receives them in place. */
+/* Collective: this rank's blocks of A from the checkpoint (see ntk_output_read_dmat). */
 static int read_dmat(hid_t f, const char *path, const char *name, long long lead, ntk_dmat *A) {
-  const ntk_grid *g = A->g;
-  int rc = NTK_OK;
-  hid_t d = H5Dopen2(f, name, H5P_DEFAULT), fs = -1, ms = -1, dxpl = -1;
-  double *buf = NULL;
-  if (d < 0) {
-    rc = h5err(path, "has no dataset", name);
-    goto done;
-  }
-  fs = H5Dget_space(d);
-  hsize_t dims[3] = {0, 0, 0};
-  int r = fs >= 0 ? H5Sget_simple_extent_dims(fs, dims, NULL) : -1;
-  int off = lead >= 0 ? 1 : 0;
-  if (r != 2 + off || dims[off] != (hsize_t)A->m || dims[off + 1] != (hsize_t)A->n ||
-      (off && (hsize_t)lead >= dims[0])) {
-    rc = ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %s has another shape than the model's", path,
-                     name);
-    goto done;
-  }
-  buf = ntk_malloc((size_t)(A->mloc > 0 ? A->mloc : 1) * (size_t)(A->nloc > 0 ? A->nloc : 1) *
-                       sizeof(double), "a checkpoint read buffer");
-  if (!buf) {
-    rc = ntk_err_code();
-    goto done;
-  }
-  if (A->mloc > 0 && A->nloc > 0) {
-    hsize_t rs[2], rcn[2], rb[2], cs[2], cc[2], cb[2];
-    int nr = bc_pieces(A->mloc, g->myrow, g->nprow, g->nb, rs, rcn, rb);
-    int nc = bc_pieces(A->nloc, g->mycol, g->npcol, g->nb, cs, cc, cb);
-    H5S_seloper_t op = H5S_SELECT_SET;
-    for (int i = 0; i < nr; ++i)
-      for (int j = 0; j < nc; ++j) {
-        hsize_t start[3], stride[3], count[3], block[3];
-        if (off) {
-          start[0] = (hsize_t)lead;
-          stride[0] = count[0] = block[0] = 1;
-        }
-        start[off] = rs[i];
-        stride[off] = (hsize_t)g->nprow * g->nb;
-        count[off] = rcn[i];
-        block[off] = rb[i];
-        start[off + 1] = cs[j];
-        stride[off + 1] = (hsize_t)g->npcol * g->nb;
-        count[off + 1] = cc[j];
-        block[off + 1] = cb[j];
-        H5Sselect_hyperslab(fs, op, start, stride, count, block);
-        op = H5S_SELECT_OR;
-      }
-    hsize_t md[2] = {(hsize_t)A->mloc, (hsize_t)A->nloc};
-    ms = H5Screate_simple(2, md, NULL);
-  } else {
-    H5Sselect_none(fs);
-    ms = H5Screate(H5S_SCALAR);
-    H5Sselect_none(ms);
-  }
-  dxpl = H5Pcreate(H5P_DATASET_XFER);
-  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-  if (H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, dxpl, buf) < 0) {
-    rc = h5err(path, "cannot read", name);
-    goto done;
-  }
-  for (int il = 0; il < A->mloc; ++il)
-    for (int jl = 0; jl < A->nloc; ++jl) A->a[il + (size_t)jl * A->lld] = buf[(size_t)il * A->nloc + jl];
-done:
-  free(buf);
-  if (dxpl >= 0) H5Pclose(dxpl);
-  if (ms >= 0) H5Sclose(ms);
-  if (fs >= 0) H5Sclose(fs);
-  if (d >= 0) H5Dclose(d);
-  return rc;
+  char label[2 * NTK_PATH_MAX];
+  snprintf(label, sizeof label, "checkpoint %s", path);
+  return ntk_output_read_dmat(f, label, name, lead, A);
 }
 
 static int read_ref(hid_t f, const char *path, const char *pre, const char *kname, int N,

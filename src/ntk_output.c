@@ -843,3 +843,56 @@ int ntk_output_close(ntk_output *o, const char *status) {
   NTK_CHECK(ntk_err_sync(o->g->comm, rc));
   return NTK_OK;
 }
+
+int ntk_output_read_dmat(hid_t f, const char *label, const char *name, long long lead, ntk_dmat *A) {
+  int rc = NTK_OK;
+  hid_t d = H5Dopen2(f, name, H5P_DEFAULT), fs = -1, ms = -1, dxpl = -1;
+  double *buf = NULL;
+  if (d < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    rc = ntk_err_set(NTK_ERR_INPUT, "%s: has no dataset %s", label, name);
+    goto done;
+  }
+  fs = H5Dget_space(d);
+  hsize_t dims[3] = {0, 0, 0};
+  int r = fs >= 0 ? H5Sget_simple_extent_dims(fs, dims, NULL) : -1;
+  int off = lead >= 0 ? 1 : 0;
+  if (r != 2 + off || dims[off] != (hsize_t)A->m || dims[off + 1] != (hsize_t)A->n ||
+      (off && (hsize_t)lead >= dims[0])) {
+    rc = ntk_err_set(NTK_ERR_INPUT, "%s: %s has another shape than %d x %d", label, name, A->m, A->n);
+    goto done;
+  }
+  buf = ntk_malloc((size_t)(A->mloc > 0 ? A->mloc : 1) * (size_t)(A->nloc > 0 ? A->nloc : 1) *
+                       sizeof(double), "a read buffer");
+  if (!buf) {
+    rc = ntk_err_code();
+    goto done;
+  }
+  if (A->mloc > 0 && A->nloc > 0) {
+    if (select_local_rows(fs, lead, A, 0, A->mloc) < 0) {
+      rc = h5_fail("cannot select blocks", name);
+      goto done;
+    }
+    hsize_t md[2] = {(hsize_t)A->mloc, (hsize_t)A->nloc};
+    ms = H5Screate_simple(2, md, NULL);
+  } else {
+    H5Sselect_none(fs);
+    ms = H5Screate(H5S_SCALAR);
+    H5Sselect_none(ms);
+  }
+  dxpl = H5Pcreate(H5P_DATASET_XFER);
+  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+  if (H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, dxpl, buf) < 0) {
+    rc = h5_fail("cannot read", name);
+    goto done;
+  }
+  for (int il = 0; il < A->mloc; ++il)
+    for (int jl = 0; jl < A->nloc; ++jl) A->a[il + (size_t)jl * A->lld] = buf[(size_t)il * A->nloc + jl];
+done:
+  free(buf);
+  if (dxpl >= 0) H5Pclose(dxpl);
+  if (ms >= 0) H5Sclose(ms);
+  if (fs >= 0) H5Sclose(fs);
+  if (d >= 0) H5Dclose(d);
+  return rc;
+}
