@@ -21,6 +21,7 @@
 #include "ntk_log.h"
 
 #define INFO_MAXDIMS 8
+#define NTK_INFO_PATH 4096
 
 typedef struct {
   hid_t f;
@@ -307,15 +308,7 @@ static herr_t first_desc(unsigned n, const H5E_error2_t *e, void *data) {
 static int open_checked(info_file *in, const char *path) {
   struct stat st;
   if (stat(path, &st) != 0) {
-    if (errno == ENOENT) {
-      char partial[1100];
-      snprintf(partial, sizeof partial, "%s.partial", path);
-      if (access(partial, F_OK) == 0)
-        return ntk_err_set(NTK_ERR_INPUT,
-                           "%s: no such file (%s exists: the run has not finished; "
-                           "run ntkspec info on it)", path, partial);
-      return ntk_err_set(NTK_ERR_INPUT, "%s: no such file", path);
-    }
+    if (errno == ENOENT) return ntk_err_set(NTK_ERR_INPUT, "%s: no such file", path);
     return ntk_err_set(NTK_ERR_INPUT, "%s: cannot read (%s)", path, strerror(errno));
   }
   if (S_ISDIR(st.st_mode)) return ntk_err_set(NTK_ERR_INPUT, "%s: is a folder, not an ntkspec file", path);
@@ -362,9 +355,11 @@ static void show_state(info_file *in, long long T) {
   else if (!strcmp(status, "running"))
     why = "the run is still going, or was killed before it could close the file";
   else if (!strcmp(status, "interrupted"))
-    why = "the run was stopped (signal or time limit) and closed cleanly";
+    why = "stopped by SIGTERM/SIGUSR1 (e.g. a SLURM time limit) after writing a checkpoint: "
+          "continue with ntkspec run CONFIG --resume";
   else if (!strcmp(status, "diverged"))
-    why = "training stopped when the train loss exceeded train.divergence_factor times its start";
+    why = "training stopped: the loss or the kernel stopped being finite, or the train loss "
+          "exceeded train.divergence_factor times its start";
   else if (!strcmp(status, "failed"))
     why = "the run stopped on an error";
   else
@@ -464,7 +459,7 @@ static herr_t visit_link(hid_t g, const char *name, const H5L_info_t *li, void *
   hid_t o = H5Oopen(g, name, H5P_DEFAULT);
   if (o < 0) {
     H5Eclear2(H5E_DEFAULT);
-    ntk_log_raw("  /%-38s (unreadable)\n", name);
+    ntk_log_raw("  /%-42s (unreadable)\n", name);
     vs->in->unreadable++;
     return 0;
   }
@@ -488,7 +483,7 @@ static herr_t visit_link(hid_t g, const char *name, const H5L_info_t *li, void *
       H5T_class_t c = H5Tget_class(t);
       kind = c == H5T_FLOAT ? "float" : c == H5T_INTEGER ? "int" : c == H5T_STRING ? "string" : "other";
     }
-    ntk_log_raw("  /%-38s %-22s %s\n", name, shape, kind);
+    ntk_log_raw("  /%-42s %-14s %s\n", name, shape, kind);
     if (t >= 0) H5Tclose(t);
     if (s >= 0) H5Sclose(s);
   }
@@ -547,24 +542,30 @@ static int kernel_distance(info_file *in, long long t, long long N, double *dist
   return 1;
 }
 
+/* The sweep's eigenvalue error (docs/ANALYTIC.md): ||lambda_1..K - lambda_inf_1..K||_2 /
+ * ||lambda_inf_1..K||_2 over the K eigenvalues the trajectory holds. */
 static int eig_error(info_file *in, const double *lam_inf, hsize_t ninf, long long t, long long K, double *err) {
-  if (K <= 0 || (hsize_t)K > ninf || lam_inf[0] <= 0) return 0;
+  if (K <= 0 || (hsize_t)K > ninf) return 0;
   double *w = malloc((size_t)K * sizeof *w);
   if (!w) return 0;
   int ok = read_doubles(in, "/trajectory/eigenvalues", (hsize_t)(t * K), (hsize_t)K, w) == 1;
-  double m = 0;
-  for (long long i = 0; ok && i < K; ++i)
-    if (fabs(w[i] - lam_inf[i]) > m) m = fabs(w[i] - lam_inf[i]);
+  double num = 0, den = 0;
+  for (long long i = 0; ok && i < K; ++i) {
+    num += (w[i] - lam_inf[i]) * (w[i] - lam_inf[i]);
+    den += lam_inf[i] * lam_inf[i];
+  }
   free(w);
-  if (!ok) return 0;
-  *err = m / lam_inf[0];
+  if (!ok || !(den > 0)) return 0;
+  *err = sqrt(num / den);
   return 1;
 }
 
+/* The metrics of docs/METRICS.md in reading order; any other (T,) dataset follows. */
 static const char *const known_metrics[] = {
-    "lambda_max", "lambda_min", "condition_number", "effective_rank", "trace", "kernel_target_alignment",
-    "drift", "eigenvalue_drift", "train_loss", "predicted_train_loss", "test_loss", "train_accuracy",
-    "test_accuracy", NULL};
+    "lambda_max", "lambda_min", "condition_number", "effective_rank", "trace", "frobenius_norm",
+    "kernel_target_alignment", "drift", "eigenvalue_drift", "eigenvalue_shift", "ntk_change_norm2",
+    "weyl_ok", "stability_ratio", "train_loss", "predicted_train_loss", "predicted_train_loss_infinite",
+    "test_loss", "train_accuracy", "test_accuracy", NULL};
 
 static herr_t collect_metric(hid_t g, const char *name, const H5L_info_t *li, void *data) {
   (void)g;
@@ -646,7 +647,7 @@ static void show_trajectory(info_file *in, long long *T_out) {
   }
   if (have_inf && K > 0 && dset_shape(in, "/trajectory/eigenvalues", &rank, dims) == 1 && rank == 2) {
     metric_row *r = &rows[nrows++];
-    snprintf(r->name, sizeof r->name, "max|lambda_i-lambda_i_inf|/lambda_1_inf");
+    snprintf(r->name, sizeof r->name, "||lambda-lambda_inf||_2/||lambda_inf||_2");
     long long last = (long long)(dims[0] < T ? dims[0] : T) - 1;
     r->row_first = eig_error(in, lam_inf, ninf, 0, K, &r->first) ? 0 : -1;
     r->row_last = eig_error(in, lam_inf, ninf, last, K, &r->last) ? (int)last : -1;
@@ -739,10 +740,16 @@ static void show_sweep(info_file *in) {
   read_all(in, "/sweep/distance_mean", &dm, &ndm);
   read_all(in, "/sweep/distance", &dist, &nd);
   read_all(in, "/sweep/eigenvalue_error", &eerr, &ne);
+  double *dsd = NULL;
+  hsize_t nsd = 0;
+  read_all(in, "/sweep/distance_std", &dsd, &nsd);
   hsize_t S = nd % nw == 0 ? nd / nw : 0;
   hsize_t Se = ne % nw == 0 ? ne / nw : 0;
-  ntk_log_raw("\nwidth sweep: %llu widths x %llu seeds (distance = ||Theta-Theta_inf||_F/||Theta_inf||_F)\n",
-              (unsigned long long)nw, (unsigned long long)S);
+  hid_t g = H5Gopen2(in->f, "/sweep", H5P_DEFAULT);
+  char topk[32] = "";
+  if (g >= 0) attr_text(g, "top_k", topk, sizeof topk);
+  ntk_log_raw("\nwidth sweep: %llu widths x %llu seeds (distance = ||Theta-Theta_inf||_F/||Theta_inf||_F%s%s)\n",
+              (unsigned long long)nw, (unsigned long long)S, topk[0] ? "; eigenvalue error over the top " : "", topk);
   ntk_log_raw("  %10s %14s %14s %16s\n", "width", "distance mean", "distance std", "eig. error mean");
   for (hsize_t i = 0; i < nw; ++i) {
     double mean = NAN, sd = NAN, em = NAN;
@@ -754,6 +761,7 @@ static void show_sweep(info_file *in) {
       sd = S > 1 ? sqrt(s2 / (double)(S - 1)) : NAN;
     }
     if (ndm == nw) mean = dm[i];
+    if (nsd == nw) sd = dsd[i];
     if (Se > 0) {
       double s = 0;
       for (hsize_t j = 0; j < Se; ++j) s += eerr[i * Se + j];
@@ -765,7 +773,6 @@ static void show_sweep(info_file *in) {
     fmt_num(c, sizeof c, em);
     ntk_log_raw("  %10.0f %14s %14s %16s\n", w[i], a, b, c);
   }
-  hid_t g = H5Gopen2(in->f, "/sweep", H5P_DEFAULT);
   double slope, lo, hi;
   if (g >= 0 && attr_double(g, "slope", &slope)) {
     if (attr_double(g, "slope_ci_low", &lo) && attr_double(g, "slope_ci_high", &hi))
@@ -780,6 +787,7 @@ static void show_sweep(info_file *in) {
   free(dm);
   free(dist);
   free(eerr);
+  free(dsd);
 }
 
 static void show_timing(info_file *in) {
@@ -839,7 +847,17 @@ static herr_t other_attr(hid_t obj, const char *name, const H5A_info_t *ai, void
 
 /* ---------- the command ---------- */
 
-static int info_summary(const char *path, int print_config) {
+static int info_summary(const char *asked, int print_config) {
+  /* a run writes PATH.partial until it closes: asking for PATH while it runs (or after
+   * it was killed) means that file */
+  static char path[NTK_INFO_PATH];
+  snprintf(path, sizeof path, "%s", asked);
+  int redirected = 0;
+  if (access(asked, F_OK) != 0 && errno == ENOENT && strlen(asked) + 9 < sizeof path) {
+    snprintf(path, sizeof path, "%s.partial", asked);
+    redirected = access(path, F_OK) == 0;
+    if (!redirected) snprintf(path, sizeof path, "%s", asked);
+  }
   info_file in = {H5I_INVALID_HID, path, 0};
   int rc = open_checked(&in, path);
   if (rc != NTK_OK) {
@@ -847,6 +865,7 @@ static int info_summary(const char *path, int print_config) {
     return rc;
   }
   ntk_log_raw("file        %s\n", path);
+  if (redirected) ntk_log_raw("note        %s does not exist (yet): showing %s\n", asked, path);
   /* the number of measurements belongs in the status line: count it first */
   int rank;
   hsize_t dims[INFO_MAXDIMS];
@@ -865,7 +884,6 @@ static int info_summary(const char *path, int print_config) {
   if (has_link(in.f, "/trajectory")) show_trajectory(&in, &Tt);
   show_group_attrs(&in, "/analytic", "analytic kernel (attributes of /analytic)");
   show_sweep(&in);
-  show_group_attrs(&in, "/sweep", "sweep attributes");
   show_timing(&in);
   int printed = 0;
   hsize_t idx = 0;
