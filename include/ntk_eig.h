@@ -25,6 +25,10 @@ extern const int ntk_num_eigensolvers;
  * ranks.  ntk_eig_solve adds the copy of A, argument checks and a broadcast that makes
  * w_desc bitwise identical on every rank. */
 
+/* ELPA 2-stage back-end (src/ntk_eig_elpa.c), the table row "elpa2"; same contract as an
+ * entry's solve. */
+int ntk_eig_solve_elpa2(ntk_dmat *A, int top_k, int want_vectors, double *w_desc, ntk_dmat *Z);
+
 /* NULL if unknown. */
 const ntk_eigensolver *ntk_eig_find(const char *name);
 /* Collective.  A is not modified.  top_k = 0 means all N.  w_desc must hold K values.

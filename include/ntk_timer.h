@@ -40,6 +40,14 @@ void ntk_timer_stop(ntk_phase p);
 void ntk_timer_add_flops(ntk_phase p, double flops);
 double ntk_timer_seconds(ntk_phase p); /* this rank */
 double ntk_timer_flops(ntk_phase p);   /* this rank */
+/* Waiting for communication (the comm_wait phase): the entry of the collective phases gram
+ * and eigensolve first times a barrier on the timer's communicator,
+ * so that the time ranks spend waiting for the slowest one - load imbalance of what came
+ * before - is counted in comm_wait instead of inside the collective phase.  The
+ * communicator is MPI_COMM_WORLD by default (once MPI is initialised, with more than one
+ * rank); ntk_timer_set_comm sets another one (every rank of it must enter those phases
+ * together, as every ntk_grid-wide operation does) or MPI_COMM_NULL to switch it off. */
+void ntk_timer_set_comm(MPI_Comm comm);
 /* Collective. Fills stats[NTK_PHASE_COUNT]. */
 void ntk_timer_reduce(MPI_Comm comm, ntk_timer_stat *stats);
 /* Collective; rank 0 prints the table. */

@@ -10,6 +10,10 @@ PKGS=(
   libcmocka-dev
   dataset-fashion-mnist
   python3-h5py python3-numpy
+  libelpa-dev
+  slurm-wlm slurmctld slurmd slurm-client
+  python3-matplotlib
+  clang libclang-rt-14-dev llvm valgrind
 )
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -314,6 +314,8 @@ const ntk_eigensolver ntk_eigensolvers[] = {
      solve_pdsyevd},
     {"pdsyev", "ScaLAPACK QR iteration (PDSYEV); full spectrum, slow but simple reference", 0,
      solve_pdsyev},
+    {"elpa2", "ELPA 2-stage (band, then tridiagonal); computes only the top K vectors", 1,
+     ntk_eig_solve_elpa2},
 };
 const int ntk_num_eigensolvers = (int)(sizeof ntk_eigensolvers / sizeof ntk_eigensolvers[0]);
 

@@ -21,9 +21,38 @@ void ntk_timer_reset(void) {
   memset(ncalls, 0, sizeof ncalls);
 }
 
+static MPI_Comm wait_comm = MPI_COMM_WORLD;
+
+void ntk_timer_set_comm(MPI_Comm comm) {
+  wait_comm = comm;
+}
+
+/* Collective phases (PBLAS, ScaLAPACK) entered a few times per NTK evaluation: the Gram
+ * products follow the rank-local back-propagation and Hadamard work, the eigensolve the
+ * whole assembly.  Forward and backward are left out: a training step enters them many
+ * times, and a barrier per entry would cost more than it tells on a busy node. */
+static int is_collective(ntk_phase p) { return p == NTK_PHASE_GRAM || p == NTK_PHASE_EIGENSOLVE; }
+
+/* The barrier before a collective phase, timed as comm_wait; skipped when there is nobody
+ * to wait for (one rank, MPI not running, or switched off). */
+static void wait_for_peers(void) {
+  if (wait_comm == MPI_COMM_NULL) return;
+  int up = 0, down = 0, size = 1;
+  MPI_Initialized(&up);
+  if (up) MPI_Finalized(&down);
+  if (!up || down) return;
+  MPI_Comm_size(wait_comm, &size);
+  if (size < 2) return;
+  double t = MPI_Wtime();
+  MPI_Barrier(wait_comm);
+  t_acc[NTK_PHASE_COMM_WAIT] += MPI_Wtime() - t;
+  ncalls[NTK_PHASE_COMM_WAIT]++;
+}
+
 /* Re-entrant per phase: only the outermost start/stop pair counts, so a helper that
  * times itself can be called from a caller that times the same phase. */
 void ntk_timer_start(ntk_phase p) {
+  if (depth[p] == 0 && is_collective(p)) wait_for_peers();
   if (depth[p]++ == 0) t_start[p] = MPI_Wtime();
 }
 
