@@ -141,8 +141,10 @@ int ntk_app_write_provenance(ntk_output *out, const ntk_config *cfg, const ntk_g
   snprintf(buf, sizeof buf, "ntkspec %s; %s; HDF5 %u.%u.%u; %s; ScaLAPACK (Debian scalapack-openmpi)",
            NTK_VERSION, mpiv, maj, min, rel, openblas_get_config());
   NTK_CHECK(ntk_output_attr_string(out, "/", "library_versions", buf));
-  const char *job = getenv("SLURM_JOB_ID");
+  const char *job = getenv("SLURM_JOB_ID"), *nodes = getenv("SLURM_JOB_NUM_NODES");
   NTK_CHECK(ntk_output_attr_string(out, "/", "slurm_job_id", job ? job : ""));
+  /* the scaling report counts nodes from here (0 = not under SLURM) */
+  NTK_CHECK(ntk_output_attr_int(out, "/", "slurm_nodes", nodes ? atol(nodes) : 0));
   NTK_CHECK(ntk_output_attr_string(out, "/", "start_utc", start));
   return NTK_OK;
 }
