@@ -1,7 +1,7 @@
 /* Structured NTK assembly benchmark: flop rate of ntk_ntk_compute per rank against the
  * OpenBLAS DGEMM rate measured in the same run on the same ranks, and the peak resident
  * memory against the --dry-run estimate.
- *   mpirun -np P bench_ntk [N] [n] [L] [block]      (defaults 2048 2048 4 64) */
+ *   mpirun -np P bench_ntk [N] [n] [L] [block] [rows cols]   (defaults 2048 2048 4 64, grid auto) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   int N = argc > 1 ? atoi(argv[1]) : 2048, n = argc > 2 ? atoi(argv[2]) : 2048;
   int L = argc > 3 ? atoi(argv[3]) : 4, nb = argc > 4 ? atoi(argv[4]) : 64;
+  int rows = argc > 6 ? atoi(argv[5]) : 0, cols = argc > 6 ? atoi(argv[6]) : 0;
   ntk_log_init(MPI_COMM_WORLD, 1);
   double baseline = ntk_current_rss_bytes();
   ntk_config cfg;
@@ -68,7 +69,7 @@ int main(int argc, char **argv) {
   cfg.fourier.features = 64;
   cfg.grid.block_size = nb;
   ntk_grid g;
-  if (ntk_grid_create(MPI_COMM_WORLD, 0, 0, nb, &g)) MPI_Abort(MPI_COMM_WORLD, 1);
+  if (ntk_grid_create(MPI_COMM_WORLD, rows, cols, nb, &g)) MPI_Abort(MPI_COMM_WORLD, 1);
   const int d = 16;
   ntk_mem_estimate est;
   ntk_memory_estimate(&cfg, &g, N, 0, d, 1, baseline, &est);

@@ -357,13 +357,23 @@ int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *
         int jl;
         if (ntk_dmat_col_g2l(C, ntk_dmat_row_l2g(A, il), &jl)) rowidx[nmine++] = il;
       }
-      /* column-major (nmine x kp): the selected rows come in runs of whole blocks */
-      for (int q = 0; q < kp; ++q)
-        for (int t = 0; t < nmine; ++t) pack[t + (size_t)q * nmine] = ar[rowidx[t] + (size_t)q * lda_r];
+      /* column-major (nmine x kp); the selected rows come in runs of whole blocks, and
+       * when all my rows are selected (one grid column) the panel is sent as it is */
+      const double *sendbuf = ar;
+      if (nmine != A->mloc || lda_r != A->mloc) {
+        for (int q = 0; q < kp; ++q)
+          for (int t = 0; t < nmine;) {
+            int run = 1;
+            while (t + run < nmine && rowidx[t + run] == rowidx[t] + run) ++run;
+            memcpy(pack + t + (size_t)q * nmine, ar + rowidx[t] + (size_t)q * lda_r, sizeof(double) * run);
+            t += run;
+          }
+        sendbuf = pack;
+      }
       int sendn = nmine * kp, tot2 = 0;
       MPI_Allgather(&sendn, 1, MPI_INT, cnt, 1, MPI_INT, g->col_comm);
       for (int q = 0; q < g->nprow; ++q) { dsp[q] = tot2; tot2 += cnt[q]; }
-      MPI_Allgatherv(pack, sendn, MPI_DOUBLE, recv, cnt, dsp, MPI_DOUBLE, g->col_comm);
+      MPI_Allgatherv(sendbuf, sendn, MPI_DOUBLE, recv, cnt, dsp, MPI_DOUBLE, g->col_comm);
       /* grid row q sent its rows of my C columns in increasing global order */
       for (int q = 0; q < g->nprow; ++q) {
         int mq = numroc_(&N, &nb, &q, &izero, &g->nprow), nq = 0;
@@ -373,25 +383,37 @@ int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *
         }
         const double *src = recv + dsp[q];
         for (int c = 0; c < kp; ++c)
-          for (int t = 0; t < nq; ++t) acol[rowidx[t] + (size_t)c * C->nloc] = src[t + (size_t)c * nq];
+          for (int t = 0; t < nq;) {
+            int run = 1;
+            while (t + run < nq && rowidx[t + run] == rowidx[t] + run) ++run;
+            memcpy(acol + rowidx[t] + (size_t)c * C->nloc, src + t + (size_t)c * nq, sizeof(double) * run);
+            t += run;
+          }
       }
       ac = acol;
     }
-    /* 3. one DGEMM per local column block of C, rows on and below its diagonal block */
+    /* 3. the lower triangle by DGEMMs: groups of local column blocks share one wide DGEMM
+     * over the rows below all their diagonals, and each block adds the rows between its
+     * own diagonal and the group's (same flops as block by block, wider products) */
     const double bet = k0 == 0 ? beta : 1.0;
-    for (int jb = 0; jb < C->nloc; jb += nb) {
-      int w = C->nloc - jb < nb ? C->nloc - jb : nb;
-      int j0 = ntk_dmat_col_l2g(C, jb), il0 = 0;
-      while (il0 < C->mloc && ntk_dmat_row_l2g(C, il0) < j0) ++il0;
-      int mrows = C->mloc - il0;
-      if (mrows <= 0 || kp == 0) {
-        if (mrows > 0 && bet != 1.0)
-          for (int jj = 0; jj < w; ++jj)
-            for (int il = il0; il < C->mloc; ++il) C->a[il + (size_t)(jb + jj) * C->lld] *= bet;
-        continue;
+    const int group = 4 * nb;
+    for (int gb = 0; gb < C->nloc && kp > 0; gb += group) {
+      const int gw = C->nloc - gb < group ? C->nloc - gb : group;
+      int jlast = gb + ((gw - 1) / nb) * nb; /* first local column of the group's last block */
+      int il_last = 0;
+      while (il_last < C->mloc && ntk_dmat_row_l2g(C, il_last) < ntk_dmat_col_l2g(C, jlast)) ++il_last;
+      int mrows = C->mloc - il_last;
+      if (mrows > 0)
+        dgemm_("N", "T", &mrows, &gw, &kp, &alpha, ar + il_last, &lda_r, ac + gb, &lda_c, &bet,
+               C->a + il_last + (size_t)gb * C->lld, &C->lld);
+      for (int jb = gb; jb < jlast; jb += nb) {
+        int w = nb, il0 = 0;
+        while (il0 < C->mloc && ntk_dmat_row_l2g(C, il0) < ntk_dmat_col_l2g(C, jb)) ++il0;
+        int m2 = il_last - il0;
+        if (m2 > 0)
+          dgemm_("N", "T", &m2, &w, &kp, &alpha, ar + il0, &lda_r, ac + jb, &lda_c, &bet,
+                 C->a + il0 + (size_t)jb * C->lld, &C->lld);
       }
-      dgemm_("N", "T", &mrows, &w, &kp, &alpha, ar + il0, &lda_r, ac + jb, &lda_c, &bet,
-             C->a + il0 + (size_t)jb * C->lld, &C->lld);
     }
   }
 done:
