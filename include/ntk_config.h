@@ -116,6 +116,9 @@ typedef struct {
     int checkpoint_every;  /* steps between periodic checkpoints, 0 = only on a signal */
     char checkpoint[NTK_PATH_MAX]; /* checkpoint file; empty = output.path + ".ckpt" */
   } train;
+  struct {
+    double limit_mb; /* per rank; 0 = automatic (SLURM, else the node's memory / local ranks) */
+  } memory;
 } ntk_config;
 
 typedef enum {

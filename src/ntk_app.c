@@ -147,8 +147,10 @@ static int run_pipeline(run_opts *o, run_state *st) {
     ntk_mem_estimate e;
     ntk_memory_estimate(cfg, g, N, n_test, d, k, ntk_current_rss_bytes(), &e);
     ntk_memory_print(&e);
-    return NTK_OK;
   }
+  /* before any data or matrix exists: a run that cannot fit stops here */
+  NTK_CHECK(ntk_memory_enforce(cfg, g, N, n_test, d, k, o->dry_run));
+  if (o->dry_run) return NTK_OK;
   ntk_log_info("ntkspec %s: %d ranks, grid %d x %d, block %d", NTK_VERSION, g->size, g->nprow, g->npcol, g->nb);
 
   ntk_timer_start(NTK_PHASE_DATA);

@@ -34,7 +34,7 @@ static const char *const source_choices[] = {"synthetic_1d",  "teacher", "sphere
 static const char *const method_choices[] = {"structured", "jacobian", NULL};
 static const char *const network_choices[] = {"eval", "mask", "mask_average", NULL};
 /* The eigensolver module owns the solvers; this list must name the rows of its table. */
-static const char *const eig_choices[] = {"pdsyevr", "pdsyevd", "pdsyev", NULL};
+static const char *const eig_choices[] = {"pdsyevr", "pdsyevd", "pdsyev", "elpa2", NULL};
 static const char *const fourier_choices[] = {"exact", "limit", NULL};
 static const char *const optimizer_choices[] = {"gd", "sgd", NULL};
 static const char *const measure_choices[] = {"log", "every", "list", NULL};
@@ -128,8 +128,8 @@ const ntk_config_key ntk_config_keys[] = {
           "jacobian method: memory bound in MiB per parameter chunk and rank"),
 
     K_STR("eigensolver.type", eigensolver.type, "pdsyevr", 1, eig_choices,
-          "ScaLAPACK eigensolver: pdsyevr (MRRR, top K only), pdsyevd (divide and conquer), "
-          "pdsyev (QR, reference)"),
+          "eigensolver: pdsyevr (ScaLAPACK MRRR, top K only), pdsyevd (divide and conquer), "
+          "pdsyev (QR, reference), elpa2 (ELPA 2-stage)"),
 
     K_INT("grid.rows", grid.rows, "0", 0, IMAX,
           "process grid rows (split samples); 0 = choose from the rank count"),
@@ -186,6 +186,12 @@ const ntk_config_key ntk_config_keys[] = {
           "write a checkpoint every this many steps (0 = only on SIGTERM/SIGUSR1)"),
     K_STR("train.checkpoint", train.checkpoint, "", 0, NULL,
           "checkpoint file (empty = output.path + \".ckpt\")"),
+
+    K_DBL("memory.limit_mb", memory.limit_mb, "0.0", 0, DMAX,
+          "memory per rank in MiB that a run's estimated peak must fit in, checked before "
+          "anything is computed; 0 = automatic: SLURM_MEM_PER_NODE / ranks on the node, else "
+          "SLURM_MEM_PER_CPU x SLURM_CPUS_PER_TASK, else the node's memory (or its cgroup "
+          "limit) / ranks on the node"),
 };
 
 #define NKEYS ((int)(sizeof ntk_config_keys / sizeof ntk_config_keys[0]))

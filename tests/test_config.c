@@ -158,7 +158,8 @@ static void test_table(void **state) {
                                      "train.measure_steps",
                                      "train.divergence_factor",
                                      "train.checkpoint_every",
-                                     "train.checkpoint"};
+                                     "train.checkpoint",
+                                     "memory.limit_mb"};
   for (size_t i = 0; i < sizeof must / sizeof must[0]; ++i)
     if (!ntk_config_find_key(must[i])) fail_msg("key %s missing", must[i]);
   assert_int_equal(ntk_config_nkeys, (int)(sizeof must / sizeof must[0]));
@@ -620,7 +621,8 @@ static const char *all_changed_yaml =
     "           mask_samples: 99}\n"
     "train: {steps: 300, optimizer: sgd, batch_size: 20, lr: 0.25, lr_scale: 0.75, measure: list,\n"
     "        measure_every: 7, measure_points: 9, measure_steps: [0, 10, 300],\n"
-    "        divergence_factor: 1e3, checkpoint_every: 100, checkpoint: \"c.ckpt\"}\n";
+    "        divergence_factor: 1e3, checkpoint_every: 100, checkpoint: \"c.ckpt\"}\n"
+    "memory: {limit_mb: 2048.5}\n";
 
 static void test_round_trip(void **state) {
   (void)state;

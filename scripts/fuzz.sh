@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Bounded libFuzzer run of every fuzz target (docs/HARDENING.md): builds build-fuzz with
+# clang (-DNTK_FUZZ=ON: libFuzzer + ASan + UBSan) and fuzzes each target for
+# NTK_FUZZ_SECONDS (default 20) seconds, starting from the checked-in corpus
+# fuzz/corpus/<target> (read only; new inputs go to a scratch folder).  Any crash, leak,
+# timeout or failed property stops with the reproducer in build-fuzz/artifacts/: fix the
+# bug, then add the file to fuzz/corpus/<target>/ so that ctest (fuzz_replay_<target>)
+# replays it in every build from then on.  Arguments: target names (default: all).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BUILD=${NTK_FUZZ_BUILD:-build-fuzz}
+SECS=${NTK_FUZZ_SECONDS:-20}
+TARGETS=("$@")
+if [ "${#TARGETS[@]}" -eq 0 ]; then TARGETS=(config idx hdf5); fi
+cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNTK_FUZZ=ON \
+  -DNTK_WERROR=ON >/dev/null
+for t in "${TARGETS[@]}"; do
+  cmake --build "$BUILD" -j "$(nproc)" --target "fuzz_$t" 2>&1 | grep -E "error|warning" || true
+done
+ART="$(cd "$BUILD" && pwd)/artifacts"
+mkdir -p "$ART"
+if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+export OPENBLAS_NUM_THREADS=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+export ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1"
+export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+status=0
+for t in "${TARGETS[@]}"; do
+  work=$(mktemp -d)
+  log="$ART/fuzz_$t.log"
+  if "$BUILD/fuzz/fuzz_$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
+      -artifact_prefix="$ART/$t-" -print_final_stats=1 "$work" "fuzz/corpus/$t" >"$log" 2>&1; then
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+    echo "fuzz_$t: ${SECS}s, ${runs:-?} inputs, no crash"
+  else
+    status=1
+    echo "fuzz_$t: FAILED (log $log); reproducer:"
+    ls "$ART" | grep "^$t-" || true
+    grep -v "# Uses" "$log" | tail -60
+  fi
+  rm -rf "$work"
+done
+exit "$status"
