@@ -202,12 +202,12 @@ static int read_body(hid_t f, const char *path, ntk_trainer *t, long long *step)
   if (!rc) rc = attr_string(f, path, "config", &saved);
   if (!rc && !(cur = ntk_config_to_yaml(t->cfg))) rc = ntk_err_code();
   if (!rc) {
-    char diff[600];
+    char diff[2400];
     if (ntk_checkpoint_config_diff(saved, cur, diff, sizeof diff))
       rc = ntk_err_set(NTK_ERR_INPUT,
                        "--resume: checkpoint %s was written for another configuration (%s); only "
-                       "output.*, grid.*, verbosity, train.steps, train.checkpoint_every and "
-                       "train.checkpoint may change",
+                       "output.*, grid.*, memory.*, verbosity, train.steps, "
+                       "train.checkpoint_every and train.checkpoint may change",
                        path, diff);
   }
   free(saved);
@@ -280,7 +280,7 @@ int ntk_checkpoint_read(ntk_trainer *t, long long *step) {
 static int exempt(const char *key) {
   return !strncmp(key, "output.", 7) || !strncmp(key, "grid.", 5) || !strcmp(key, "verbosity") ||
          !strcmp(key, "train.steps") || !strcmp(key, "train.checkpoint_every") ||
-         !strcmp(key, "train.checkpoint");
+         !strcmp(key, "train.checkpoint") || !strncmp(key, "memory.", 7);
 }
 
 /* Next "section.leaf" / value pair of an effective-config text (ntk_config_to_yaml's
@@ -320,6 +320,9 @@ int ntk_checkpoint_config_diff(const char *saved, const char *current, char *buf
   char sec1[64] = "", key1[128];
   const char *v1;
   size_t l1;
+  int ndiff = 0;
+  buf[0] = '\0';
+  /* every differing key, so that one refused resume shows all that changed */
   for (const char *p = current; (p = next_pair(p, sec1, key1, sizeof key1, &v1, &l1));) {
     if (exempt(key1)) continue;
     char sec2[64] = "", key2[128];
@@ -331,15 +334,16 @@ int ntk_checkpoint_config_diff(const char *saved, const char *current, char *buf
         found = 1;
         break;
       }
+    size_t used = strlen(buf);
+    const char *sep = ndiff ? "; " : "";
     if (!found) {
-      snprintf(buf, n, "%s is not in the checkpoint", key1);
-      return 1;
-    }
-    if (l1 != l2 || memcmp(v1, v2, l1) != 0) {
-      snprintf(buf, n, "%s: %.*s in the checkpoint, %.*s now", key1, (int)(l2 < 200 ? l2 : 200),
-               v2, (int)(l1 < 200 ? l1 : 200), v1);
-      return 1;
+      snprintf(buf + used, n - used, "%s%s is not in the checkpoint", sep, key1);
+      ++ndiff;
+    } else if (l1 != l2 || memcmp(v1, v2, l1) != 0) {
+      snprintf(buf + used, n - used, "%s%s: %.*s in the checkpoint, %.*s now", sep, key1,
+               (int)(l2 < 200 ? l2 : 200), v2, (int)(l1 < 200 ? l1 : 200), v1);
+      ++ndiff;
     }
   }
-  return 0;
+  return ndiff > 0;
 }
