@@ -14,4 +14,9 @@ mkdir -p results
 mpirun -np 2 --oversubscribe build/ntkspec run configs/quickstart.yaml \
   --set output.path=results/quickstart.h5 --set output.overwrite=true
 echo
-echo "result: $(pwd)/results/quickstart.h5"
+# the summary and the first/last value of every metric (the dataset list is left out)
+info=$(build/ntkspec info results/quickstart.h5)
+printf '%s\n' "$info" | sed -n '1,13p;/^  metric /,/^$/p'
+tools/ntkspec-plot results/quickstart.h5 -o results/plots >/dev/null
+echo
+echo "result: $(pwd)/results/quickstart.h5 (pictures in $(pwd)/results/plots)"
