@@ -31,6 +31,9 @@ int ntk_app_parse_config(const char *command, int argc, char **argv, const ntk_a
                          int nopts, ntk_config *cfg, char *cmdline, size_t cmdline_len);
 /* "2026-11-28T12:00:00Z" */
 void ntk_app_utc_now(char *buf, size_t len);
+/* Collective: a rank whose error no other rank knows (it may have failed while the others
+ * wait in a collective) prints it and aborts the job; otherwise all ranks agree on err. */
+int ntk_app_agree(int err);
 /* Collective epilogue of a command: agree on err (a rank that failed alone aborts the
  * job), close `out` if open (status "complete" or "failed"), print the error once, and
  * return the exit status. */

@@ -19,6 +19,9 @@ typedef struct {
   long long nsteps; /* rows appended to /trajectory/step so far */
 } ntk_output;
 
+/* The folder of a file path ("." for a bare name, "/" for a file in the root). */
+void ntk_path_dirname(const char *path, char *dir, size_t len);
+
 /* Collective.  Fails (NTK_ERR_INPUT) if PATH exists and !overwrite, or the folder is not
  * writable; removes a stale PATH.partial.  Writes format, format_version, version and
  * status = "running". */

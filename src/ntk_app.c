@@ -66,14 +66,7 @@ static int check_layout(const ntk_config *cfg, const ntk_grid *g, int N, int d) 
     /* found now rather than when a signal asks for the checkpoint */
     char ck[NTK_PATH_MAX + 16], dir[NTK_PATH_MAX + 16];
     ntk_checkpoint_path(cfg, ck, sizeof ck);
-    snprintf(dir, sizeof dir, "%s", ck);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-      snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-      dir[1] = '\0';
-    else
-      *slash = '\0';
+    ntk_path_dirname(ck, dir, sizeof dir);
     if (access(dir, W_OK | X_OK) != 0)
       return ntk_err_set(NTK_ERR_INPUT, "train.checkpoint: folder %s of %s is missing or not writable",
                          dir, ck);
@@ -277,14 +270,7 @@ int ntk_app_run(int argc, char **argv) {
   int err = ntk_err_sync(MPI_COMM_WORLD, parse_run_args(argc, argv, &o));
   ntk_log_init(MPI_COMM_WORLD, err ? 1 : o.cfg.verbosity);
   if (!err) err = run_pipeline(&o, &st);
-  if (err && !ntk_err_is_synced()) {
-    /* this rank failed alone, perhaps while others wait in a collective: stop them all */
-    fprintf(stderr, "ntkspec: error [rank %d]: %s\n", ntk_log_rank(), ntk_err_message());
-    if (getenv("NTK_DEBUG")) ntk_err_print_trace();
-    fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, ntk_err_exit_status(err));
-  }
-  err = ntk_err_sync(MPI_COMM_WORLD, err);
+  err = ntk_app_agree(err);
   ntk_timer_stop(NTK_PHASE_TOTAL);
   if (st.out.file >= 0) {
     if (!err) {

@@ -94,15 +94,18 @@ void ntk_app_utc_now(char *buf, size_t len) {
   strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-int ntk_app_finish(int err, ntk_output *out) {
+int ntk_app_agree(int err) {
   if (err && !ntk_err_is_synced()) {
-    /* this rank failed alone, perhaps while others wait in a collective: stop them all */
     fprintf(stderr, "ntkspec: error [rank %d]: %s\n", ntk_log_rank(), ntk_err_message());
     if (getenv("NTK_DEBUG")) ntk_err_print_trace();
     fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, ntk_err_exit_status(err));
   }
-  err = ntk_err_sync(MPI_COMM_WORLD, err);
+  return ntk_err_sync(MPI_COMM_WORLD, err);
+}
+
+int ntk_app_finish(int err, ntk_output *out) {
+  err = ntk_app_agree(err);
   if (out && out->file >= 0) {
     int cerr = ntk_output_close(out, err ? "failed" : "complete");
     if (!err) err = ntk_err_sync(MPI_COMM_WORLD, cerr);

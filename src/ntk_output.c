@@ -131,18 +131,22 @@ static int set_paths(ntk_output *o, const char *path) {
 
 static int exists(const char *p) { return access(p, F_OK) == 0; }
 
-/* Rank 0 only: the folder must exist and be writable, PATH must be absent unless
- * overwrite, and a stale PATH.partial from a crashed run is removed. */
-static int prepare_create(const ntk_output *o, int overwrite) {
-  char dir[1024];
-  snprintf(dir, sizeof dir, "%s", o->path);
+void ntk_path_dirname(const char *path, char *dir, size_t len) {
+  snprintf(dir, len, "%s", path);
   char *slash = strrchr(dir, '/');
   if (!slash)
-    snprintf(dir, sizeof dir, ".");
+    snprintf(dir, len, ".");
   else if (slash == dir)
     dir[1] = '\0';
   else
     *slash = '\0';
+}
+
+/* Rank 0 only: the folder must exist and be writable, PATH must be absent unless
+ * overwrite, and a stale PATH.partial from a crashed run is removed. */
+static int prepare_create(const ntk_output *o, int overwrite) {
+  char dir[1024];
+  ntk_path_dirname(o->path, dir, sizeof dir);
   if (access(dir, W_OK | X_OK) != 0) {
     if (errno == ENOENT || errno == ENOTDIR)
       return ntk_err_set(NTK_ERR_INPUT, "output.path: folder %s does not exist", dir);
