@@ -17,8 +17,13 @@ typedef struct {
 
 extern const ntk_eigensolver ntk_eigensolvers[];
 extern const int ntk_num_eigensolvers;
-/* The table's first entry. */
-#define NTK_EIG_DEFAULT "pdsyevr"
+/* The table's first entry: "auto" picks a row by N, K and whether vectors are wanted. */
+#define NTK_EIG_DEFAULT "auto"
+/* The row "auto" uses for an N x N matrix, K wanted values (K = N: all), with or without
+ * vectors: a measured rule (docs/PERFORMANCE.md), never "auto" itself. */
+const char *ntk_eig_auto_choice(int N, int K, int want_vectors);
+/* The row a configured name runs: itself, or auto's choice (top_k 0 = all). */
+const char *ntk_eig_resolve(const char *name, int N, int top_k, int want_vectors);
 /* Calling an entry's solve directly: collective; A (N x N) is destroyed and only its lower
  * triangle read; top_k 0 means all N; w_desc receives K descending values; with
  * want_vectors Z is created (N x K, column i for w_desc[i]); errors are agreed across

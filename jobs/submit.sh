@@ -18,7 +18,7 @@
 #   NTK_SBATCH_EXTRA             more sbatch options (word-split)       []
 #   sweep:   NTK_WIDTHS [256,512,1024,2048], NTK_SEEDS [4], NTK_SEED0 [0]
 #   scaling: NTK_N [4096], NTK_WIDTH [4096], NTK_DEPTH [4], NTK_TOPK [64],
-#            NTK_EIGENSOLVER [pdsyevr], NTK_BLOCK [64],
+#            NTK_EIGENSOLVER [auto], NTK_BLOCK [64],
 #            NTK_SCALE_BY nodes|ranks [nodes], NTK_SCALE_MAX [8] (1, 2, 4, ... up to it)
 # The launcher and the rest are read inside the jobs (jobs/common.sh).
 set -euo pipefail
@@ -69,7 +69,7 @@ case "$kind" in
     ;;
   strong|weak)
     export NTK_MODE=$kind NTK_N=${NTK_N:-4096} NTK_WIDTH=${NTK_WIDTH:-4096} NTK_DEPTH=${NTK_DEPTH:-4}
-    export NTK_TOPK=${NTK_TOPK:-64} NTK_EIGENSOLVER=${NTK_EIGENSOLVER:-pdsyevr} NTK_BLOCK=${NTK_BLOCK:-64}
+    export NTK_TOPK=${NTK_TOPK:-64} NTK_EIGENSOLVER=${NTK_EIGENSOLVER:-auto} NTK_BLOCK=${NTK_BLOCK:-64}
     by=${NTK_SCALE_BY:-nodes}
     max=${NTK_SCALE_MAX:-8}
     n0=$NTK_N

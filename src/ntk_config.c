@@ -34,7 +34,7 @@ static const char *const source_choices[] = {"synthetic_1d",  "teacher", "sphere
 static const char *const method_choices[] = {"structured", "jacobian", NULL};
 static const char *const network_choices[] = {"eval", "mask", "mask_average", NULL};
 /* The eigensolver module owns the solvers; this list must name the rows of its table. */
-static const char *const eig_choices[] = {"pdsyevr", "pdsyevd", "pdsyev", "elpa2", NULL};
+static const char *const eig_choices[] = {"auto", "pdsyevr", "pdsyevd", "pdsyev", "elpa2", NULL};
 static const char *const fourier_choices[] = {"exact", "limit", NULL};
 static const char *const optimizer_choices[] = {"gd", "sgd", NULL};
 static const char *const measure_choices[] = {"log", "every", "list", NULL};
@@ -127,9 +127,10 @@ const ntk_config_key ntk_config_keys[] = {
     K_DBL("ntk.chunk_mb", ntk.chunk_mb, "256", POS, DMAX,
           "jacobian method: memory bound in MiB per parameter chunk and rank"),
 
-    K_STR("eigensolver.type", eigensolver.type, "pdsyevr", 1, eig_choices,
-          "eigensolver: pdsyevr (ScaLAPACK MRRR, top K only), pdsyevd (divide and conquer), "
-          "pdsyev (QR, reference), elpa2 (ELPA 2-stage)"),
+    K_STR("eigensolver.type", eigensolver.type, "auto", 1, eig_choices,
+          "eigensolver: auto (by size: elpa2 for the top K from N = 4096 and for all values "
+          "from N = 2048, pdsyevd for all vectors from N = 2048, else pdsyevr), pdsyevr (ScaLAPACK MRRR, top K only), pdsyevd (divide "
+          "and conquer), pdsyev (QR, reference), elpa2 (ELPA 2-stage)"),
 
     K_INT("grid.rows", grid.rows, "0", 0, IMAX,
           "process grid rows (split samples); 0 = choose from the rank count"),

@@ -305,9 +305,31 @@ done:
 }
 
 /* The first entry is the default. */
+/* The rule of docs/PERFORMANCE.md ("Eigensolvers"), measured on 2 ranks at N = 2048, 4096
+ * and 8192 (quiet machine): ELPA 2-stage is 1.9-3x faster than PDSYEVR from N = 4096 on
+ * for the top K, and 2-3x for all eigenvalues without vectors from N = 2048 on; with all N
+ * eigenvectors it is 1.7-2x slower (Debian's ELPA has only the generic back-transformation
+ * kernels) and PDSYEVD is the fastest from N = 2048 on; otherwise PDSYEVR is as fast as
+ * any (below N = 2048 nothing was measured to beat it). */
+const char *ntk_eig_auto_choice(int N, int K, int want_vectors) {
+  if (K >= N) {
+    if (N < 2048) return "pdsyevr";
+    return want_vectors ? "pdsyevd" : "elpa2";
+  }
+  return N >= 4096 ? "elpa2" : "pdsyevr";
+}
+
+static int solve_auto(ntk_dmat *A, int top_k, int want_vectors, double *w_desc, ntk_dmat *Z) {
+  const ntk_eigensolver *s =
+      ntk_eig_find(ntk_eig_auto_choice(A->m, resolve_k(A->m, top_k), want_vectors));
+  return s->solve(A, top_k, want_vectors, w_desc, Z);
+}
+
 const ntk_eigensolver ntk_eigensolvers[] = {
-    {"pdsyevr",
-     "ScaLAPACK MRRR (PDSYEVR); computes only the top K by index range (default)", 1,
+    {"auto",
+     "by size (default): from N = 2048 pdsyevd for all eigenvectors, elpa2 for all "
+     "eigenvalues; elpa2 for the top K from N = 4096; else pdsyevr", 1, solve_auto},
+    {"pdsyevr", "ScaLAPACK MRRR (PDSYEVR); computes only the top K by index range", 1,
      solve_pdsyevr},
     {"pdsyevd",
      "ScaLAPACK divide and conquer (PDSYEVD); full spectrum and vectors always, top K kept", 0,
@@ -318,6 +340,12 @@ const ntk_eigensolver ntk_eigensolvers[] = {
      ntk_eig_solve_elpa2},
 };
 const int ntk_num_eigensolvers = (int)(sizeof ntk_eigensolvers / sizeof ntk_eigensolvers[0]);
+
+const char *ntk_eig_resolve(const char *name, int N, int top_k, int want_vectors) {
+  if (name && strcmp(name, "auto") == 0)
+    return ntk_eig_auto_choice(N, resolve_k(N, top_k), want_vectors);
+  return name;
+}
 
 const ntk_eigensolver *ntk_eig_find(const char *name) {
   if (!name) return NULL;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ntk_eig.h"
 #include "ntk_error.h"
 #include "ntk_log.h"
 #include "ntk_scalapack.h"
@@ -92,7 +93,7 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
   /* with vectors: all N vectors (Z, before the top K are picked) and the workspace,
    * allocated at twice pdsyevr's query (about 1.5 local N x N blocks) by ntk_eig, a
    * little over pdsyevd's (measured: docs/HARDENING.md) */
-  const int mrrr = strcmp(cfg->eigensolver.type, "pdsyevr") == 0;
+  const int mrrr = strcmp(ntk_eig_resolve(cfg->eigensolver.type, N, cfg->ntk.top_k, vectors), "pdsyevr") == 0;
   double zfull = vectors ? dm(g, N, N) : 0.0;
   double work = vectors ? (mrrr ? 3.0 : 1.2) * dm(g, N, N) : 16.0 * N * 8.0;
   term(e, "eigensolver matrix copy", copy);

@@ -191,7 +191,7 @@ static void test_defaults(void **state) {
   assert_string_equal(c.data.path, "");
   assert_int_equal(c.data.n_classes, 0);
   assert_int_equal(c.ntk.top_k, 0);
-  assert_string_equal(c.eigensolver.type, "pdsyevr");
+  assert_string_equal(c.eigensolver.type, "auto");
   assert_int_equal(c.grid.rows, 0);
   assert_int_equal(c.grid.cols, 0);
   assert_int_equal(c.grid.block_size, 64);

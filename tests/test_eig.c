@@ -321,7 +321,21 @@ static void test_table(void **state) {
   (void)state;
   assert_true(ntk_num_eigensolvers >= 2);
   assert_string_equal(ntk_eigensolvers[0].name, NTK_EIG_DEFAULT);
-  assert_string_equal(NTK_EIG_DEFAULT, "pdsyevr");
+  assert_string_equal(NTK_EIG_DEFAULT, "auto");
+  /* auto's measured rule (docs/PERFORMANCE.md), and that it never names itself */
+  assert_string_equal(ntk_eig_auto_choice(1000, 10, 0), "pdsyevr");
+  assert_string_equal(ntk_eig_auto_choice(1000, 1000, 1), "pdsyevr");
+  assert_string_equal(ntk_eig_auto_choice(2048, 16, 1), "pdsyevr");
+  assert_string_equal(ntk_eig_auto_choice(2048, 2048, 1), "pdsyevd");
+  assert_string_equal(ntk_eig_auto_choice(2048, 2048, 0), "elpa2");
+  assert_string_equal(ntk_eig_auto_choice(2047, 2047, 0), "pdsyevr");
+  assert_string_equal(ntk_eig_auto_choice(4096, 16, 0), "elpa2");
+  assert_string_equal(ntk_eig_auto_choice(4096, 16, 1), "elpa2");
+  assert_string_equal(ntk_eig_auto_choice(4096, 4096, 0), "elpa2");
+  assert_string_equal(ntk_eig_auto_choice(4096, 4096, 1), "pdsyevd");
+  assert_string_equal(ntk_eig_resolve("auto", 4096, 0, 1), "pdsyevd");
+  assert_string_equal(ntk_eig_resolve("auto", 4096, 64, 1), "elpa2");
+  assert_string_equal(ntk_eig_resolve("pdsyev", 8192, 0, 1), "pdsyev");
   assert_true(ntk_eigensolvers[0].supports_top_k);
   for (int i = 0; i < ntk_num_eigensolvers; ++i) {
     const ntk_eigensolver *s = &ntk_eigensolvers[i];
