@@ -1,21 +1,33 @@
 #!/usr/bin/env python3
-"""Performance model of ntkspec's NTK pipeline (docs/SCALING.md): flops, memory and
-communication per phase as functions of N, n, L, ranks P (grid Pr x Pc) and block size b;
-calibrated on measured 1-rank runs; checked against measured multi-rank runs; used to
-predict a headline problem on a cluster.
+"""Performance model of ntkspec's NTK pipeline (docs/SCALING.md): flops, memory traffic and
+communication per phase as functions of N, n, L, the rank count P (grid Pr x Pc, the one
+ntk_grid_choose picks) and the block size; calibrated on measured runs; used to predict a
+headline problem on a cluster.
 
-    tools/perf_model.py calibrate --cores C FILE.h5...   # fit on the 1-rank files, compare all
-    tools/perf_model.py predict [--N 65536 --n 65536 --L 8] [--rates rates.json] ...
+    tools/perf_model.py calibrate --cores C [--fit SUBSTR] [--save rates.json] FILE.h5...
+        fit the parameters on the files whose name contains SUBSTR (default: all), then
+        print measured against model for every file, phase by phase
+    tools/perf_model.py predict --rates rates.json [--N 65536 --n 65536 --L 8] ...
 
-Model (per NTK evaluation, structured method, k outputs, p = 2m Fourier features):
-  forward    F = 2 N n (p + L n + k) per pass (ntkspec run does 2 passes: NTK + loss)
+Work per NTK evaluation (structured method, k outputs, p = 2m Fourier features):
+  forward    F = 2 N n (p + L n + k) + 2 N d m per pass (ntkspec run does 2 passes: NTK and loss)
   backward   F = 2 N n (L n + k)
-  gram       F = N (N+1) ((2L+2) n + k + p)          (PDSYRK, lower triangle)
-  hadamard   B = 3 * 8 (L+2) N^2 / 2 bytes streamed   (memory bound)
-  eigensolve F = 4/3 N^3 (tridiagonal reduction; half BLAS-2) + latency N c_tri log2 P alpha
-Time of a phase on P ranks sharing C cores: t = F / (P R) * max(1, P / C) + words * 8 / beta
-+ messages * alpha, with R the phase's rate per core calibrated at P = 1.  Words per rank:
-PDGEMM (N x K)(K x n): N K / Pr + K n / Pc;  PDSYRK (N x K): N K (1/Pr + 1/Pc)."""
+  gram       F = N (N+1) ((2L+2) n + k + p)   (lower triangles, ntk_dmat_gram_lower)
+  hadamard   N (N+1) (L+2) 3/2 entry updates  (memory bound)
+  eigensolve PDSYTRD: 2/3 N^3 flops of BLAS-3 (PDSYR2K) and 4/3 N^3 bytes of BLAS-2
+             (PDSYMV reads the trailing lower triangle once per column)
+Words received per rank (8 bytes each):
+  PDGEMM C(N x n) = A(N x K) B(K x n), SUMMA: (N/Pr) K (Pc-1)/Pc + K (n/Pc) (Pr-1)/Pr
+  PDTRAN of K x n (the forward pass transposes the weights): K n / P (1 - 1/Pr)
+  Gram of N x K (two allgathers of row panels): N K ((Pc-1) + (Pr-1)) / P
+Time of a phase:
+  t = F / (P R) max(1, P/C) + 8 W / beta + M alpha             (forward, backward, gram)
+  t = (2/3 N^3) / (P R_gram) max(1, P/C) + (4/3 N^3) / B_mem + N tau log2 P   (eigensolve)
+R: the phase's rate per core, from 1-rank runs; C: the cores the ranks share; beta: the
+bandwidth per rank (fitted on the multi-rank runs here; the network's on a cluster); B_mem:
+the memory bandwidth of the ranks' nodes (BLAS-2 does not speed up with more ranks on one
+node), one value for a matrix that fits in the last-level cache and one for one that does
+not; tau: the synchronisation cost per column and per level of the reduction trees."""
 import argparse
 import json
 import math
@@ -24,46 +36,60 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-P_FEAT, K_OUT = 128, 1      # configs/quickstart.yaml: m = 64 Fourier features, k = 1
+P_FEAT, K_OUT, D_IN = 128, 1, 1   # configs/quickstart.yaml: m = 64 Fourier features, k = 1, d = 1
 PHASES = ["forward", "backward", "gram", "hadamard", "eigensolve"]
+COMM = ["forward", "backward", "gram"]
 
 
 def grid(P):
-    pc = int(math.sqrt(P))
-    while P % pc:
-        pc -= 1
+    """ntk_grid_choose: Pc the largest divisor of P with Pc^2 <= P, Pr = P / Pc."""
+    pc = 1
+    for k in range(1, int(math.isqrt(P)) + 1):
+        if P % k == 0:
+            pc = k
     return P // pc, pc
 
 
 def flops(N, n, L, passes=2):
-    return {"forward": passes * 2.0 * N * n * (P_FEAT + L * n + K_OUT),
+    return {"forward": passes * (2.0 * N * n * (P_FEAT + L * n + K_OUT) + N * D_IN * P_FEAT),
             "backward": 2.0 * N * n * (L * n + K_OUT),
             "gram": N * (N + 1.0) * ((2 * L + 2) * n + K_OUT + P_FEAT),
             "hadamard": 1.5 * N * (N + 1.0) * (L + 2),
             "eigensolve": 4.0 / 3.0 * N ** 3}
 
 
+def eig_parts(N):
+    """(BLAS-3 flops, BLAS-2 bytes) of the tridiagonal reduction."""
+    return 2.0 / 3.0 * N ** 3, 4.0 / 3.0 * N ** 3
+
+
 def words(N, n, L, P, passes=2):
-    """Words received per rank per phase (SUMMA-style PBLAS)."""
+    """Words received per rank per phase."""
     pr, pc = grid(P)
-    if P == 1:
-        return dict.fromkeys(PHASES, 0.0)
-    gemm = N * n / pr + n * n / pc
-    return {"forward": passes * L * gemm, "backward": L * gemm,
-            "gram": (2 * L + 2) * N * n * (1.0 / pr + 1.0 / pc),
-            "hadamard": 0.0,
-            # PDSYTRD: two panel broadcasts of the trailing matrix per column block
-            "eigensolve": 2.0 * N * N * (1.0 / pr + 1.0 / pc) / 2.0}
+
+    def gemm(M, K, Nc):
+        return M / pr * K * (pc - 1) / pc + K * Nc / pc * (pr - 1) / pr
+
+    def tran(K, Nc):
+        return K * Nc / P * (1.0 - 1.0 / pr)
+
+    fwd = gemm(N, P_FEAT, n) + tran(n, P_FEAT) + L * (gemm(N, n, n) + tran(n, n)) + gemm(N, n, K_OUT)
+    K = (2 * L + 2) * n + K_OUT + P_FEAT
+    return {"forward": passes * fwd,
+            "backward": gemm(N, K_OUT, n) + L * gemm(N, n, n),
+            "gram": N * K * ((pc - 1) + (pr - 1)) / P,
+            "hadamard": 0.0, "eigensolve": 0.0}
 
 
 def messages(N, n, L, P, b, passes=2):
+    """Messages per rank: a broadcast per block column of each PDGEMM, two allgathers per
+    Gram panel; the eigensolve's are in its tau term."""
     if P == 1:
         return dict.fromkeys(PHASES, 0.0)
     lg = math.log2(P)
     per_gemm = (n / b) * 2 * lg
-    return {"forward": passes * L * per_gemm, "backward": L * per_gemm,
-            "gram": (2 * L + 2) * (n / b) * 2 * lg, "hadamard": 0.0,
-            "eigensolve": 6.0 * N * lg}     # a few reductions per column of PDSYTRD
+    return {"forward": passes * (L + 2) * per_gemm, "backward": (L + 1) * per_gemm,
+            "gram": (2 * L + 2) * 2 * lg, "hadamard": 0.0, "eigensolve": 0.0}
 
 
 def memory_per_rank(N, n, L, P):
@@ -73,21 +99,41 @@ def memory_per_rank(N, n, L, P):
     return 8.0 * max(asm, eig) / P, 8.0 * asm / P, 8.0 * eig / P
 
 
-def predict(rates, N, n, L, P, cores, b=64, alpha=0.0, beta=float("inf"), parts=None):
-    """Seconds per phase; `parts` (a dict) receives the compute, bandwidth and latency sums."""
+def fits_cache(N, P, nodes, cache_mb):
+    """Whether the matrix's share of one node fits in that node's last-level cache."""
+    return 8.0 * N * N / max(1, nodes) <= cache_mb * 2 ** 20
+
+
+def predict(m, N, n, L, P, cores, nodes=1, b=64, alpha=0.0, beta=None, mem_bw=None, tau=None,
+            parts=None):
+    """Seconds per phase for calibration `m`.  beta, mem_bw (per node) and tau replace the
+    calibrated values (a cluster's).  `parts` receives the compute, bandwidth and latency sums."""
+    beta = beta or m["beta"]
     F, W, M = flops(N, n, L), words(N, n, L, P), messages(N, n, L, P, b)
     share = max(1.0, P / float(cores))
     t = {}
-    for ph in PHASES:
-        c, w, l = F[ph] / (P * rates[ph]) * share, W[ph] * 8.0 / beta, M[ph] * alpha
+    acc = {"compute": 0.0, "bandwidth": 0.0, "latency": 0.0}
+    for ph in ["forward", "backward", "gram", "hadamard"]:
+        c = F[ph] / (P * m["rates"][ph]) * share
+        w, l = W[ph] * 8.0 / beta, M[ph] * alpha
         t[ph] = c + w + l
-        if parts is not None:
-            for k, v in (("compute", c), ("bandwidth", w), ("latency", l)):
-                parts[k] = parts.get(k, 0.0) + v
+        acc["compute"] += c
+        acc["bandwidth"] += w
+        acc["latency"] += l
+    f3, b2 = eig_parts(N)
+    if mem_bw is None:
+        mem_bw = m["mem_bw_cache"] if fits_cache(N, P, nodes, m["cache_mb"]) else m["mem_bw"]
+    c = (f3 / (P * m["rates"]["gram"]) * share + b2 / (nodes * mem_bw)) * (1.0 + (m["kappa"] if P > 1 else 0.0))
+    l = N * (m.get("tau", 0.0) if tau is None else tau) * math.log2(P)
+    t["eigensolve"] = c + l
+    acc["compute"] += c
+    acc["latency"] += l
+    if parts is not None:
+        parts.update(acc)
     return t
 
 
-def calibrate(files, cores, b, effective=None):
+def load_runs(files):
     import ntkfile
     runs = []
     for path in files:
@@ -97,27 +143,71 @@ def calibrate(files, cores, b, effective=None):
                          "N": int(cfg["data.n_train"]), "n": int(cfg["model.width"]),
                          "L": int(cfg["model.depth"]),
                          "t": {ph: tim[ph]["max"] for ph in PHASES}})
+    return runs
+
+
+def fit(runs, cores, cache_mb):
+    """Rates from the 1-rank runs; beta, the memory bandwidths and tau by least squares
+    on what the compute terms leave."""
     ones = [r for r in runs if r["P"] == 1]
     if not ones:
         raise SystemExit("calibration needs 1-rank runs")
     rates = {}
-    for ph in PHASES:
-        # the fastest 1-rank observation of each phase (least disturbed by other load)
-        rates[ph] = max(flops(r["N"], r["n"], r["L"])[ph] / r["t"][ph] /
-                        min(1.0, (effective or {}).get(os.path.basename(r["file"]), 1.0)) for r in ones)
-    print("rates per core (flop/s; hadamard: 'flop' = entry updates): " +
-          ", ".join("%s %.3g" % (k, v) for k, v in rates.items()))
-    print("%-44s %3s %10s %10s %7s" % ("run", "P", "measured", "model", "error"))
-    for r in sorted(runs, key=lambda r: (r["N"], r["P"], r["file"])):
-        # on a shared machine the cores a run really got (CPU time / wall time, from the
-        # process accounting) replace the nominal core count
-        c = (effective or {}).get(os.path.basename(r["file"]), cores)
-        m = predict(rates, r["N"], r["n"], r["L"], r["P"], c, b)
+    for ph in ["forward", "backward", "gram", "hadamard"]:
+        # geometric mean: the rate that makes the 1-rank relative errors cancel
+        logs = [math.log(flops(r["N"], r["n"], r["L"])[ph] / r["t"][ph]) for r in ones]
+        rates[ph] = math.exp(sum(logs) / len(logs))
+    m = {"rates": rates, "cache_mb": cache_mb}
+    bw = {True: [], False: []}
+    for r in ones:
+        f3, b2 = eig_parts(r["N"])
+        rest = r["t"]["eigensolve"] - f3 / rates["gram"]
+        if rest > 0:
+            bw[fits_cache(r["N"], 1, 1, cache_mb)].append(b2 / rest)
+    if not bw[False] and not bw[True]:
+        raise SystemExit("calibration: no 1-rank eigensolve time to fit the memory bandwidth")
+    # one regime missing: take the other's (the prediction then says which one was seen)
+    m["mem_bw"] = sum(bw[False]) / len(bw[False]) if bw[False] else sum(bw[True]) / len(bw[True])
+    m["mem_bw_cache"] = sum(bw[True]) / len(bw[True]) if bw[True] else m["mem_bw"]
+    multi = [r for r in runs if r["P"] > 1]
+    # excess over the compute term = 8 W / beta: least squares for 1/beta through the origin
+    sw = swe = 0.0
+    for r in multi:
+        F, W = flops(r["N"], r["n"], r["L"]), words(r["N"], r["n"], r["L"], r["P"])
+        share = max(1.0, r["P"] / float(cores))
+        for ph in COMM:
+            e = r["t"][ph] - F[ph] / (r["P"] * rates[ph]) * share
+            sw += (8 * W[ph]) ** 2
+            swe += 8 * W[ph] * e
+    m["beta"] = sw / swe if swe > 0 else float("inf")
+    # the eigensolve on several ranks of one node: the measured time over the compute and
+    # memory terms, less one (load imbalance and waiting inside PDSYTRD); the latency term
+    # N tau log2 P is too small to separate here (shared-memory latency ~1 us) and is the
+    # network's on a cluster (predict)
+    m["kappa"], m["tau"] = 0.0, 0.0
+    over = [r["t"]["eigensolve"] / predict(m, r["N"], r["n"], r["L"], r["P"], cores)["eigensolve"] - 1.0
+            for r in multi]
+    m["kappa"] = max(0.0, sum(over) / len(over)) if over else 0.0
+    return m
+
+
+def compare(m, runs, cores, fitted):
+    print("parameters: rates per core (flop/s; hadamard: entry updates/s) " +
+          ", ".join("%s %.3g" % (k, v) for k, v in m["rates"].items()))
+    print("            beta %.3g B/s per rank, memory bandwidth %.3g B/s (matrix in cache: %.3g), "
+          "eigensolve overhead on several ranks kappa %.2f" % (m["beta"], m["mem_bw"], m["mem_bw_cache"], m["kappa"]))
+    print("%-36s %3s %5s %10s %10s %7s" % ("run", "P", "fit", "measured", "model", "error"))
+    worst = 0.0
+    for r in sorted(runs, key=lambda r: (r["N"], r["n"], r["L"], r["P"], r["file"])):
+        t = predict(m, r["N"], r["n"], r["L"], r["P"], cores)
         for ph in PHASES:
-            e = (m[ph] - r["t"][ph]) / r["t"][ph] if r["t"][ph] > 0 else float("nan")
-            print("%-44s %3d %10.3f %10.3f %+6.0f%%  %s" % (os.path.basename(r["file"]), r["P"], r["t"][ph],
-                                                         m[ph], 100 * e, ph))
-    return rates
+            e = (t[ph] - r["t"][ph]) / r["t"][ph] if r["t"][ph] > 0 else float("nan")
+            worst = max(worst, abs(e))
+            print("%-36s %3d %5s %10.3f %10.3f %+6.0f%%  %s" % (
+                os.path.basename(r["file"]), r["P"], "yes" if r["file"] in fitted else "no",
+                r["t"][ph], t[ph], 100 * e, ph))
+    print("largest error: %.0f%%" % (100 * worst))
+    return worst
 
 
 def main(argv=None):
@@ -126,10 +216,9 @@ def main(argv=None):
     c = sub.add_parser("calibrate")
     c.add_argument("files", nargs="+")
     c.add_argument("--cores", type=int, default=os.cpu_count())
-    c.add_argument("--block", type=int, default=64)
+    c.add_argument("--cache-mb", type=float, default=32.0, help="last-level cache per node [MiB]")
+    c.add_argument("--fit", default="", help="fit only on files whose name contains this")
     c.add_argument("--save")
-    c.add_argument("--effective-cores", default="",
-                   help="FILE=C,...: cores a run actually got (CPU time / wall time)")
     p = sub.add_parser("predict")
     p.add_argument("--rates", help="JSON from calibrate --save")
     p.add_argument("--N", type=int, default=65536)
@@ -137,35 +226,43 @@ def main(argv=None):
     p.add_argument("--L", type=int, default=8)
     p.add_argument("--block", type=int, default=64)
     p.add_argument("--ranks-per-node", type=int, default=64)
-    p.add_argument("--alpha", type=float, default=2e-6, help="latency [s]")
+    p.add_argument("--alpha", type=float, default=2e-6, help="network latency [s]")
     p.add_argument("--node-bw", type=float, default=12.5e9, help="injection bandwidth per node [B/s]")
+    p.add_argument("--node-mem-bw", type=float, default=200e9, help="memory bandwidth per node [B/s]")
+    p.add_argument("--sync-messages", type=float, default=6.0,
+                   help="messages per column and tree level of the tridiagonal reduction")
     p.add_argument("--nodes", default="16,64,256,1024")
     a = ap.parse_args(argv)
     if a.cmd == "calibrate":
-        eff = dict((kv.split("=")[0], float(kv.split("=")[1])) for kv in a.effective_cores.split(",") if kv)
-        rates = calibrate(a.files, a.cores, a.block, eff)
+        runs = load_runs(a.files)
+        fitted = [r for r in runs if a.fit in os.path.basename(r["file"])]
+        m = fit(fitted, a.cores, a.cache_mb)
+        compare(m, runs, a.cores, {r["file"] for r in fitted})
         if a.save:
             with open(a.save, "w") as f:
-                json.dump(rates, f, indent=1)
+                json.dump(m, f, indent=1)
         return 0
-    rates = json.load(open(a.rates)) if a.rates else None
-    if rates is None:
+    if not a.rates:
         raise SystemExit("predict needs --rates (from calibrate --save)")
-    print("N=%d n=%d L=%d, %d ranks/node, alpha %.1e s, %.1f GB/s per node" % (
-        a.N, a.n, a.L, a.ranks_per_node, a.alpha, a.node_bw / 1e9))
+    m = json.load(open(a.rates))
+    tau = a.sync_messages * a.alpha
+    print("N=%d n=%d L=%d, %d ranks/node, alpha %.1e s, %.1f GB/s network and %.0f GB/s memory "
+          "per node, tau %.1e s" % (a.N, a.n, a.L, a.ranks_per_node, a.alpha, a.node_bw / 1e9,
+                                    a.node_mem_bw / 1e9, tau))
     print("%6s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s %10s %9s" % (
         "nodes", "ranks", "forward", "backward", "gram", "hadamard", "eigen", "total", "compute",
         "bandwidth", "latency", "limit", "GiB/rank"))
     for nodes in [int(x) for x in a.nodes.split(",")]:
         P = nodes * a.ranks_per_node
-        beta = a.node_bw / a.ranks_per_node       # all ranks of a node communicate at once
         parts = {}
-        t = predict(rates, a.N, a.n, a.L, P, P, a.block, a.alpha, beta, parts)
-        tot = sum(t.values())
+        # all ranks of a node communicate at once through its one network port
+        t = predict(m, a.N, a.n, a.L, P, P, nodes, a.block, a.alpha, a.node_bw / a.ranks_per_node,
+                    a.node_mem_bw, tau, parts)
         mem = memory_per_rank(a.N, a.n, a.L, P)[0] / 2 ** 30
         print("%6d %7d %9.2f %9.2f %9.2f %9.3f %9.2f %9.2f %9.2f %9.2f %9.2f %10s %9.3f" % (
-            nodes, P, t["forward"], t["backward"], t["gram"], t["hadamard"], t["eigensolve"], tot,
-            parts["compute"], parts["bandwidth"], parts["latency"], max(t, key=t.get), mem))
+            nodes, P, t["forward"], t["backward"], t["gram"], t["hadamard"], t["eigensolve"],
+            sum(t.values()), parts["compute"], parts["bandwidth"], parts["latency"],
+            max(t, key=t.get), mem))
     return 0
 
 
