@@ -63,11 +63,6 @@ double ntk_dmat_trace(const ntk_dmat *A);
 /* C := alpha*op(A)*op(B) + beta*C (PDGEMM on whole matrices). */
 int ntk_dmat_gemm(char ta, char tb, double alpha, const ntk_dmat *A, const ntk_dmat *B,
                   double beta, ntk_dmat *C);
-/* C := alpha*A*B^T + beta*C through an explicit transpose of B into Bt (a caller-owned
- * B->n x B->m dmat): PBLAS's own 'N','T' path runs at about 2/3 of its 'N','N' rate on
- * this stack, while the transpose moves only B's entries once. */
-int ntk_dmat_gemm_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta, ntk_dmat *C,
-                      ntk_dmat *Bt);
 /* C := alpha*A*A^T + beta*C on the lower triangle (PDSYRK, A is N x K, C is N x N). */
 int ntk_dmat_syrk_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *C);
 
@@ -78,6 +73,13 @@ int ntk_dmat_syrk_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *
  * block of C: the same flops at close to DGEMM speed.  panel_mb bounds the gathered
  * panels per rank (MiB). */
 int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *C, double panel_mb);
+/* C := alpha*A*B^T + beta*C (A M x K, B Nb x K, C M x Nb) the same way: each rank gathers
+ * its rows of A and the rows of B that are its C columns, then one local DGEMM per panel.
+ * Words received per rank: M K (Pc-1)/P for A, Nb K (Pr-1)/P + Nb K (Pc-1)/P for B;
+ * against PDTRAN + PDGEMM this saves the transpose and the SUMMA rounds (on a Pr x 1 grid
+ * half the words: B is gathered once).  panel_mb bounds the gathered panels per rank. */
+int ntk_dmat_gemm_abt_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
+                               ntk_dmat *C, double panel_mb);
 
 /* Collective; test/debug only: whole matrix, row-major, on `root` (NULL elsewhere). */
 int ntk_dmat_gather(const ntk_dmat *A, int root, double **full_rowmajor);

@@ -35,8 +35,6 @@ typedef struct {
   double *b;         /* L x n, b + (l-1)*n is b^l */
   ntk_dmat V;        /* k x n */
   double *b_out;     /* k */
-  ntk_dmat *wt;      /* workspace: the transpose of one weight matrix (see ntk_dmat_gemm_abt) */
-  ntk_dmat *w0t;     /* workspace: W0^T (project) */
 } ntk_model;
 
 typedef struct {

@@ -194,16 +194,6 @@ int ntk_dmat_gemm(char ta, char tb, double alpha, const ntk_dmat *A, const ntk_d
   return NTK_OK;
 }
 
-int ntk_dmat_gemm_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta, ntk_dmat *C,
-                      ntk_dmat *Bt) {
-  if (Bt->m != B->n || Bt->n != B->m)
-    return ntk_err_set(NTK_ERR_INTERNAL, "gemm_abt: workspace is %d x %d for B of %d x %d", Bt->m,
-                       Bt->n, B->m, B->n);
-  const double one = 1.0, zero = 0.0;
-  pdtran_(&Bt->m, &Bt->n, &one, B->a, &ione, &ione, B->desc, &zero, Bt->a, &ione, &ione, Bt->desc);
-  return ntk_dmat_gemm('N', 'N', alpha, A, Bt, beta, C);
-}
-
 int ntk_dmat_syrk_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *C) {
   if (C->m != A->m || C->n != A->m)
     return ntk_err_set(NTK_ERR_INTERNAL, "syrk: C is %d x %d for A of %d rows", C->m, C->n, A->m);
@@ -301,71 +291,95 @@ int ntk_dmat_allgather_vector(const ntk_dmat *A, double *x) {
   return NTK_OK;
 }
 
-int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *C, double panel_mb) {
+/* My rows of X's global columns [k0, k1), column-major: in place when one grid column
+ * holds them all, else gathered along the grid row into `out` (`pack` is scratch). */
+static const double *row_panel(const ntk_dmat *X, int k0, int k1, int *cnt, int *dsp, double *pack,
+                               double *out, int *ld) {
+  const ntk_grid *g = X->g;
+  int jlo, jhi; /* my local column range inside [k0, k1) */
+  for (jlo = 0; jlo < X->nloc && ntk_dmat_col_l2g(X, jlo) < k0; ++jlo) {}
+  for (jhi = jlo; jhi < X->nloc && ntk_dmat_col_l2g(X, jhi) < k1; ++jhi) {}
+  if (g->npcol == 1) {
+    *ld = X->lld;
+    return X->a + (size_t)jlo * X->lld;
+  }
+  int mine = (jhi - jlo) * X->mloc, total = 0;
+  MPI_Allgather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, g->row_comm);
+  for (int q = 0; q < g->npcol; ++q) { dsp[q] = total; total += cnt[q]; }
+  for (int jl = jlo; jl < jhi; ++jl)
+    memcpy(pack + (size_t)(jl - jlo) * X->mloc, X->a + (size_t)jl * X->lld, sizeof(double) * X->mloc);
+  /* each global column has one owner: the gathered panel is complete, in grid-column order,
+   * which is the global column order within a panel of whole block columns */
+  MPI_Allgatherv(pack, mine, MPI_DOUBLE, out, cnt, dsp, MPI_DOUBLE, g->row_comm);
+  *ld = X->mloc > 0 ? X->mloc : 1;
+  return out;
+}
+
+/* C := alpha A B^T + beta C (all of C, or its lower triangle), A M x K, B Nb x K, C M x Nb,
+ * all block-cyclic on one grid: panel by panel of K, every rank gathers its rows of A
+ * (along its grid row) and the rows of B that are its C columns (along its grid row, then
+ * its grid column), then multiplies locally.  No SUMMA rounds and no transpose: A's rows
+ * stay where they are, and B moves once per panel. */
+static int gathered_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta, ntk_dmat *C,
+                        int lower, double panel_mb) {
   const ntk_grid *g = A->g;
-  const int N = A->m, K = A->n, nb = g->nb;
-  if (C->m != N || C->n != N)
-    return ntk_err_set(NTK_ERR_INTERNAL, "gram: C is %d x %d for A of %d rows", C->m, C->n, N);
-  /* panel of kb global columns of A; the gathered panels take (mloc + nloc) * kb doubles */
-  double rows_both = (double)A->mloc + C->nloc + 1;
-  int kb = (int)(panel_mb * 1048576.0 / 8.0 / rows_both);
+  const int K = A->n, Nb = B->m, nb = g->nb, same = A == B;
+  if (B->n != K || C->m != A->m || C->n != Nb)
+    return ntk_err_set(NTK_ERR_INTERNAL, "gathered A*B^T: A %d x %d, B %d x %d, C %d x %d", A->m, K,
+                       Nb, B->n, C->m, C->n);
+  /* panel of kb global columns; the gathered panels take (mloc + [B's mloc] + nloc) * kb
+   * doubles.  Every rank must cut the same panels (they are collective), so the sizes are
+   * process (0, 0)'s, the largest, not this rank's. */
+  const int Mr = A->m;
+  double rows_all = (double)numroc_(&Mr, &nb, &izero, &izero, &g->nprow) +
+                    (same ? 0 : numroc_(&Nb, &nb, &izero, &izero, &g->nprow)) +
+                    numroc_(&Nb, &nb, &izero, &izero, &g->npcol) + 1;
+  int kb = (int)(panel_mb * 1048576.0 / 8.0 / rows_all);
   kb = kb / (nb * g->npcol) * (nb * g->npcol);
   if (kb < nb * g->npcol) kb = nb * g->npcol;
   if (kb > K) kb = K;
   int err = NTK_OK;
+  const size_t rmax = (size_t)(A->mloc > B->mloc ? A->mloc : B->mloc);
   int *cnt = calloc((size_t)(g->npcol > g->nprow ? g->npcol : g->nprow), sizeof(int));
   int *dsp = calloc((size_t)(g->npcol > g->nprow ? g->npcol : g->nprow), sizeof(int));
   double *arow = malloc(sizeof(double) * ((size_t)A->mloc * kb + 1));
+  double *brow = same ? NULL : malloc(sizeof(double) * ((size_t)B->mloc * kb + 1));
   double *acol = malloc(sizeof(double) * ((size_t)C->nloc * kb + 1));
-  double *pack = malloc(sizeof(double) * ((size_t)A->mloc * kb + 1));
+  double *pack = malloc(sizeof(double) * (rmax * kb + 1));
   double *recv = malloc(sizeof(double) * ((size_t)C->nloc * kb + 1));
-  int *rowidx = malloc(sizeof(int) * ((size_t)(A->mloc > C->nloc ? A->mloc : C->nloc) + 1));
-  if (!cnt || !dsp || !arow || !acol || !pack || !recv || !rowidx) {
-    err = ntk_err_set(NTK_ERR_MEMORY, "out of memory for Gram panels (%.0f MiB)", panel_mb);
+  int *rowidx = malloc(sizeof(int) * ((rmax > (size_t)C->nloc ? rmax : (size_t)C->nloc) + 1));
+  if (!cnt || !dsp || !arow || (!same && !brow) || !acol || !pack || !recv || !rowidx) {
+    err = ntk_err_set(NTK_ERR_MEMORY, "out of memory for gathered panels (%.0f MiB)", panel_mb);
     goto done;
   }
   for (int k0 = 0; k0 < K; k0 += kb) {
-    const int k1 = k0 + kb < K ? k0 + kb : K;
-    /* 1. my rows, all panel columns: the local columns of [k0, k1) of every grid column */
-    int jlo, jhi; /* my local column range inside [k0, k1) */
-    for (jlo = 0; jlo < A->nloc && ntk_dmat_col_l2g(A, jlo) < k0; ++jlo) {}
-    for (jhi = jlo; jhi < A->nloc && ntk_dmat_col_l2g(A, jhi) < k1; ++jhi) {}
-    const int kp = k1 - k0; /* each global column has one owner: the panel is complete */
-    const double *ar; /* my rows of the panel, column-major, leading dimension lda_r */
-    int lda_r = A->lld;
-    if (g->npcol == 1) {
-      ar = A->a + (size_t)jlo * A->lld; /* already all mine, in place */
-    } else {
-      int mine = (jhi - jlo) * A->mloc, total = 0;
-      MPI_Allgather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, g->row_comm);
-      for (int q = 0; q < g->npcol; ++q) { dsp[q] = total; total += cnt[q]; }
-      for (int jl = jlo; jl < jhi; ++jl)
-        memcpy(pack + (size_t)(jl - jlo) * A->mloc, A->a + (size_t)jl * A->lld, sizeof(double) * A->mloc);
-      MPI_Allgatherv(pack, mine, MPI_DOUBLE, arow, cnt, dsp, MPI_DOUBLE, g->row_comm);
-      ar = arow;
-      lda_r = A->mloc > 0 ? A->mloc : 1;
-    }
-    /* 2. the rows of my C columns, from the grid rows that own them (same column order) */
+    const int k1 = k0 + kb < K ? k0 + kb : K, kp = k1 - k0;
+    /* 1. my rows of A and of B, all panel columns */
+    int lda_r, ldb_r;
+    const double *ar = row_panel(A, k0, k1, cnt, dsp, pack, arow, &lda_r);
+    const double *br = same ? ar : row_panel(B, k0, k1, cnt, dsp, pack, brow, &ldb_r);
+    if (same) ldb_r = lda_r;
+    /* 2. the rows of B that are my C columns, from the grid rows that own them */
     const double *ac;
     int lda_c = C->nloc > 0 ? C->nloc : 1;
     if (g->nprow == 1 && g->npcol == 1) {
-      ac = ar; /* one rank: the rows of my C columns are my rows */
-      lda_c = lda_r;
+      ac = br; /* one rank: the rows of my C columns are my rows */
+      lda_c = ldb_r;
     } else {
       int nmine = 0;
-      for (int il = 0; il < A->mloc; ++il) {
+      for (int il = 0; il < B->mloc; ++il) {
         int jl;
-        if (ntk_dmat_col_g2l(C, ntk_dmat_row_l2g(A, il), &jl)) rowidx[nmine++] = il;
+        if (ntk_dmat_col_g2l(C, ntk_dmat_row_l2g(B, il), &jl)) rowidx[nmine++] = il;
       }
       /* column-major (nmine x kp); the selected rows come in runs of whole blocks, and
        * when all my rows are selected (one grid column) the panel is sent as it is */
-      const double *sendbuf = ar;
-      if (nmine != A->mloc || lda_r != A->mloc) {
+      const double *sendbuf = br;
+      if (nmine != B->mloc || ldb_r != B->mloc) {
         for (int q = 0; q < kp; ++q)
           for (int t = 0; t < nmine;) {
             int run = 1;
             while (t + run < nmine && rowidx[t + run] == rowidx[t] + run) ++run;
-            memcpy(pack + t + (size_t)q * nmine, ar + rowidx[t] + (size_t)q * lda_r, sizeof(double) * run);
+            memcpy(pack + t + (size_t)q * nmine, br + rowidx[t] + (size_t)q * ldb_r, sizeof(double) * run);
             t += run;
           }
         sendbuf = pack;
@@ -376,7 +390,7 @@ int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *
       MPI_Allgatherv(sendbuf, sendn, MPI_DOUBLE, recv, cnt, dsp, MPI_DOUBLE, g->col_comm);
       /* grid row q sent its rows of my C columns in increasing global order */
       for (int q = 0; q < g->nprow; ++q) {
-        int mq = numroc_(&N, &nb, &q, &izero, &g->nprow), nq = 0;
+        int mq = numroc_(&Nb, &nb, &q, &izero, &g->nprow), nq = 0;
         for (int il = 0; il < mq; ++il) {
           int i = (il / nb) * nb * g->nprow + q * nb + il % nb, jl;
           if (ntk_dmat_col_g2l(C, i, &jl)) rowidx[nq++] = jl;
@@ -392,10 +406,15 @@ int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *
       }
       ac = acol;
     }
+    const double bet = k0 == 0 ? beta : 1.0;
+    if (!lower) {
+      if (C->mloc > 0 && C->nloc > 0 && kp > 0)
+        dgemm_("N", "T", &C->mloc, &C->nloc, &kp, &alpha, ar, &lda_r, ac, &lda_c, &bet, C->a, &C->lld);
+      continue;
+    }
     /* 3. the lower triangle by DGEMMs: groups of local column blocks share one wide DGEMM
      * over the rows below all their diagonals, and each block adds the rows between its
      * own diagonal and the group's (same flops as block by block, wider products) */
-    const double bet = k0 == 0 ? beta : 1.0;
     const int group = 4 * nb;
     for (int gb = 0; gb < C->nloc && kp > 0; gb += group) {
       const int gw = C->nloc - gb < group ? C->nloc - gb : group;
@@ -417,6 +436,17 @@ int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *
     }
   }
 done:
-  free(cnt); free(dsp); free(arow); free(acol); free(pack); free(recv); free(rowidx);
+  free(cnt); free(dsp); free(arow); free(brow); free(acol); free(pack); free(recv); free(rowidx);
   return err;
+}
+
+int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *C, double panel_mb) {
+  if (C->m != A->m || C->n != A->m)
+    return ntk_err_set(NTK_ERR_INTERNAL, "gram: C is %d x %d for A of %d rows", C->m, C->n, A->m);
+  return gathered_abt(alpha, A, A, beta, C, 1, panel_mb);
+}
+
+int ntk_dmat_gemm_abt_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
+                               ntk_dmat *C, double panel_mb) {
+  return gathered_abt(alpha, A, B, beta, C, 0, panel_mb);
 }

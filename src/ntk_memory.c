@@ -38,9 +38,7 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
 
   double data = dm(g, N, d) + dm(g, N, k) + dm(g, n_test, d) + dm(g, n_test, k);
   double params = (m > 0 ? dm(g, m, d) : 0) + (cfg->fourier.project ? dm(g, n, p) : 0) +
-                  L * dm(g, n, n) + dm(g, k, n) + 8.0 * ((L + 1.0) * n + k) +
-                  /* transpose workspaces of one block weight and of W0 */
-                  (L > 0 ? dm(g, n, n) : 0) + (cfg->fourier.project ? dm(g, p, n) : 0);
+                  L * dm(g, n, n) + dm(g, k, n) + 8.0 * ((L + 1.0) * n + k);
   term(e, "data (x, y, train and test)", data);
   term(e, "parameters", params);
   /* The measured kernel lives from the first measurement to the end; with training, so do
@@ -77,13 +75,27 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
     double rows = (double)N / g->nprow + g->nb;
     scratch = 2.0 * rows * (n > p ? n : p) * 8.0 + cfg->ntk.chunk_mb * MIB * 1.2;
   }
+  /* the forward pass's gathered panels (ntk_dmat_gemm_abt_gathered, h W^T): the rows of W
+   * for my z columns, received and reordered, and with more than one grid column my rows
+   * of h and of W gathered and packed; kb columns per panel within ntk.chunk_mb */
+  double fwd;
+  {
+    int zero = 0, Kf = n > p ? n : p;
+    double ma = numroc_(&N, &g->nb, &zero, &zero, &g->nprow);
+    double mb = numroc_(&n, &g->nb, &zero, &zero, &g->nprow);
+    double nc = numroc_(&n, &g->nb, &zero, &zero, &g->npcol);
+    double kb = cfg->ntk.chunk_mb * MIB / 8.0 / (ma + mb + nc + 1.0);
+    if (kb > Kf) kb = Kf;
+    fwd = 8.0 * kb * (2.0 * nc + (g->npcol > 1 ? ma + mb + max2(ma, mb) : 0.0));
+  }
+  term(e, "forward gathered panels", fwd);
   double average = cfg->ntk.network == NTK_NETWORK_MASK_AVERAGE ? dm(g, N, N) : 0.0;
   term(e, "Fourier features", fourier);
   term(e, "forward states h, z", states);
   term(e, "backward signals", signals);
   term(e, cfg->ntk.method == NTK_METHOD_STRUCTURED ? "Gram scratch" : "Jacobian chunk", scratch);
   if (average > 0) term(e, "mask-average accumulator", average);
-  e->phase_ntk = fourier + states + signals + scratch + average;
+  e->phase_ntk = fourier + states + max2(signals + scratch, fwd) + average;
 
   /* the eigensolver works on a copy; with vectors ScaLAPACK's workspace is about one more
    * local N x N block, without them a few vectors of length N.  With training the kernel's
@@ -103,7 +115,7 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
   if (diff > 0) term(e, "training: Theta_t - Theta_0 eigensolve", diff);
   e->phase_eig = max2(copy + zfull + work, diff);
   /* a training step: forward states, backward signals and Fourier features again */
-  double phase_train = training ? fourier + states + signals : 0.0;
+  double phase_train = training ? fourier + states + max2(signals, fwd) : 0.0;
   double phase = max2(max2(e->phase_ntk, e->phase_eig), phase_train);
   e->peak = e->baseline + e->persistent + phase;
 }

@@ -100,10 +100,6 @@ int ntk_model_init(const ntk_config *cfg, const ntk_grid *g, int d, int k, ntk_m
       M->b[(size_t)(l - 1) * n + i] = ntk_rng_normal(seed, NTK_STREAM_B, (uint64_t)l, (uint64_t)i, 0);
   }
   NTK_CHECK(normal_dmat(g, k, n, seed, NTK_STREAM_V, 0, &M->V));
-  NTK_ALLOC(M->wt, 1, "weight transpose workspace");
-  if (L > 0) NTK_CHECK(ntk_dmat_create(g, n, n, M->wt));
-  NTK_ALLOC(M->w0t, 1, "input weight transpose workspace");
-  if (M->project) NTK_CHECK(ntk_dmat_create(g, M->p, n, M->w0t));
   NTK_ALLOC(M->b_out, k, "output bias");
   for (int c = 0; c < k; ++c) M->b_out[c] = ntk_rng_normal(seed, NTK_STREAM_B_OUT, (uint64_t)c, 0, 0);
   ntk_timer_stop(NTK_PHASE_INIT);
@@ -119,10 +115,6 @@ void ntk_model_free(ntk_model *M) {
   free(M->b0);
   ntk_dmat_free(&M->V);
   free(M->b_out);
-  if (M->wt) ntk_dmat_free(M->wt);
-  if (M->w0t) ntk_dmat_free(M->w0t);
-  free(M->wt);
-  free(M->w0t);
   free(M->alpha);
   free(M->survival);
   memset(M, 0, sizeof *M);
@@ -213,7 +205,8 @@ int ntk_model_forward(const ntk_model *M, const ntk_dmat *X, const double *xi_in
   NTK_ALLOC(F->z, L > 0 ? L : 1, "pre-activations");
   NTK_CHECK(ntk_dmat_create(g, N, n, &F->h[0]));
   if (M->project) {
-    NTK_CHECK(ntk_dmat_gemm_abt(M->sw / sqrt((double)M->p), &F->phi, &M->W0, 0.0, &F->h[0], M->w0t));
+    NTK_CHECK(ntk_dmat_gemm_abt_gathered(M->sw / sqrt((double)M->p), &F->phi, &M->W0, 0.0, &F->h[0],
+                                         M->cfg->ntk.chunk_mb));
     count_gemm(NTK_PHASE_FORWARD, g, N, n, M->p);
     add_row_vector(&F->h[0], M->sb, M->b0);
   } else {
@@ -225,7 +218,7 @@ int ntk_model_forward(const ntk_model *M, const ntk_dmat *X, const double *xi_in
     const ntk_dmat *hp = &F->h[l - 1];
     NTK_CHECK(ntk_dmat_create(g, N, n, z));
     NTK_CHECK(ntk_dmat_create(g, N, n, h));
-    NTK_CHECK(ntk_dmat_gemm_abt(c, hp, &M->W[l - 1], 0.0, z, M->wt));
+    NTK_CHECK(ntk_dmat_gemm_abt_gathered(c, hp, &M->W[l - 1], 0.0, z, M->cfg->ntk.chunk_mb));
     count_gemm(NTK_PHASE_FORWARD, g, N, n, n);
     add_row_vector(z, M->sb, M->b + (size_t)(l - 1) * n);
     const double s = F->xi[l - 1] * M->alpha[l - 1];

@@ -18,7 +18,8 @@ Work per NTK evaluation (structured method, k outputs, p = 2m Fourier features):
              (PDSYMV reads the trailing lower triangle once per column)
 Words received per rank (8 bytes each):
   PDGEMM C(N x n) = A(N x K) B(K x n), SUMMA: (N/Pr) K (Pc-1)/Pc + K (n/Pc) (Pr-1)/Pr
-  PDTRAN of K x n (the forward pass transposes the weights): K n / P (1 - 1/Pr)
+  C(M x n) = A(M x K) B(n x K)^T gathered (the forward pass, ntk_dmat_gemm_abt_gathered):
+             (M K + n K)(Pc-1)/P + n K (Pr-1)/P
   Gram of N x K (two allgathers of row panels): N K ((Pc-1) + (Pr-1)) / P
 Time of a phase:
   t = F / (P R) max(1, P/C) + 8 W / beta + M alpha             (forward, backward, gram)
@@ -70,10 +71,10 @@ def words(N, n, L, P, passes=2):
     def gemm(M, K, Nc):
         return M / pr * K * (pc - 1) / pc + K * Nc / pc * (pr - 1) / pr
 
-    def tran(K, Nc):
-        return K * Nc / P * (1.0 - 1.0 / pr)
+    def abt(M, K, Nc):
+        return (M * K + Nc * K) * (pc - 1) / P + Nc * K * (pr - 1) / P
 
-    fwd = gemm(N, P_FEAT, n) + tran(n, P_FEAT) + L * (gemm(N, n, n) + tran(n, n)) + gemm(N, n, K_OUT)
+    fwd = abt(N, P_FEAT, n) + L * abt(N, n, n) + gemm(N, n, K_OUT)
     K = (2 * L + 2) * n + K_OUT + P_FEAT
     return {"forward": passes * fwd,
             "backward": gemm(N, K_OUT, n) + L * gemm(N, n, n),
