@@ -403,24 +403,33 @@ static void test_gemm(void **state) {
         ntk_dmat_fill(&A, rnd, &sa);
         ntk_dmat_fill(&B, rnd, &sb);
         ntk_dmat_fill(&C, rnd, &sc);
-        EXPECT(ntk_dmat_gemm(ta, tb, alpha, &A, &B, beta, &C) == NTK_OK, "gemm %c%c", ta, tb);
-        double worst = 0.0;
-        for (int jl = 0; jl < C.nloc; ++jl)
-          for (int il = 0; il < C.mloc; ++il) {
-            int i = ntk_dmat_row_l2g(&C, il), j = ntk_dmat_col_l2g(&C, jl);
-            double s = 0.0, sabs = 0.0;
-            for (int k = 0; k < K; ++k) {
-              double p = op_entry(ta, i, k, sa) * op_entry(tb, k, j, sb);
-              s += p;
-              sabs += fabs(p);
+        /* PDGEMM; for A B^T also the gathered product in one panel and in panels of one
+         * block column per grid column (panel_mb tiny) */
+        for (int way = 0; way < (ta == 'N' && tb == 'T' ? 3 : 1); ++way) {
+          ntk_dmat_fill(&C, rnd, &sc);
+          if (way == 0)
+            EXPECT(ntk_dmat_gemm(ta, tb, alpha, &A, &B, beta, &C) == NTK_OK, "gemm %c%c", ta, tb);
+          else
+            EXPECT(ntk_dmat_gemm_abt_gathered(alpha, &A, &B, beta, &C, way == 1 ? 64.0 : 1e-6) == NTK_OK,
+                   "gathered A B^T");
+          double worst = 0.0;
+          for (int jl = 0; jl < C.nloc; ++jl)
+            for (int il = 0; il < C.mloc; ++il) {
+              int i = ntk_dmat_row_l2g(&C, il), j = ntk_dmat_col_l2g(&C, jl);
+              double s = 0.0, sabs = 0.0;
+              for (int k = 0; k < K; ++k) {
+                double p = op_entry(ta, i, k, sa) * op_entry(tb, k, j, sb);
+                s += p;
+                sabs += fabs(p);
+              }
+              double c0 = hash_uniform((uint64_t)i, (uint64_t)j, sc);
+              double ref = alpha * s + beta * c0;
+              double scale = fabs(alpha) * sabs + fabs(beta * c0);
+              double e = fabs(local_at(&C, il, jl) - ref) / scale;
+              if (e > worst) worst = e;
             }
-            double c0 = hash_uniform((uint64_t)i, (uint64_t)j, sc);
-            double ref = alpha * s + beta * c0;
-            double scale = fabs(alpha) * sabs + fabs(beta * c0);
-            double e = fabs(local_at(&C, il, jl) - ref) / scale;
-            if (e > worst) worst = e;
-          }
-        EXPECT(worst < REL, "gemm %c%c nb %d: relative error %.3g", ta, tb, g.nb, worst);
+          EXPECT(worst < REL, "gemm %c%c way %d nb %d: relative error %.3g", ta, tb, way, g.nb, worst);
+        }
         ntk_dmat_free(&A);
         ntk_dmat_free(&B);
         ntk_dmat_free(&C);
@@ -434,6 +443,9 @@ static void test_gemm(void **state) {
     ntk_err_clear();
     /* inner dimensions right, C of the wrong shape */
     EXPECT(ntk_dmat_gemm('N', 'T', 1.0, &A, &A, 0.0, &C) == NTK_ERR_INTERNAL, "gemm C shape");
+    ntk_err_clear();
+    EXPECT(ntk_dmat_gemm_abt_gathered(1.0, &A, &A, 0.0, &C, 64.0) == NTK_ERR_INTERNAL,
+           "gathered A B^T C shape");
     ntk_err_clear();
     ntk_dmat_free(&A);
     ntk_dmat_free(&B);
@@ -497,53 +509,6 @@ static void test_syrk_lower(void **state) {
     ntk_err_clear();
     ntk_dmat_free(&bad);
     ntk_dmat_free(&A);
-    ntk_dmat_free(&C);
-    ntk_grid_free(&g);
-  }
-  assert_no_failures();
-}
-
-/* A B^T by gathered panels against the formula, whole C, several panel widths, and the
- * shape check. */
-static void test_gemm_abt_gathered(void **state) {
-  (void)state;
-  const int M = 23, N = 17, K = 31;
-  const double alpha = 0.7, beta = -1.3;
-  uint64_t sa = 31, sb = 32, sc = 33;
-  for (int b = 0; b < NBS; ++b) {
-    ntk_grid g;
-    grid_for(block_sizes[b], &g);
-    ntk_dmat A, B, C;
-    create(&g, M, K, &A);
-    create(&g, N, K, &B);
-    create(&g, M, N, &C);
-    ntk_dmat_fill(&A, rnd, &sa);
-    ntk_dmat_fill(&B, rnd, &sb);
-    for (int way = 0; way < 2; ++way) {
-      ntk_dmat_fill(&C, rnd, &sc);
-      EXPECT(ntk_dmat_gemm_abt_gathered(alpha, &A, &B, beta, &C, way ? 1e-6 : 64.0) == NTK_OK,
-             "gathered abt");
-      double worst = 0.0;
-      for (int jl = 0; jl < C.nloc; ++jl)
-        for (int il = 0; il < C.mloc; ++il) {
-          int i = ntk_dmat_row_l2g(&C, il), j = ntk_dmat_col_l2g(&C, jl);
-          double s = 0.0, sabs = 0.0;
-          for (int k = 0; k < K; ++k) {
-            double p = hash_uniform((uint64_t)i, (uint64_t)k, sa) * hash_uniform((uint64_t)j, (uint64_t)k, sb);
-            s += p;
-            sabs += fabs(p);
-          }
-          double c0 = hash_uniform((uint64_t)i, (uint64_t)j, sc);
-          double e = fabs(local_at(&C, il, jl) - (alpha * s + beta * c0)) / (fabs(alpha) * sabs + fabs(beta * c0));
-          if (e > worst) worst = e;
-        }
-      EXPECT(worst < REL, "gathered abt way %d nb %d: relative error %.3g", way, g.nb, worst);
-    }
-    EXPECT(ntk_dmat_gemm_abt_gathered(1.0, &A, &A, 0.0, &C, 64.0) == NTK_ERR_INTERNAL,
-           "gathered abt shape check");
-    ntk_err_clear();
-    ntk_dmat_free(&A);
-    ntk_dmat_free(&B);
     ntk_dmat_free(&C);
     ntk_grid_free(&g);
   }
@@ -620,7 +585,6 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_symmetrize_lower),
       cmocka_unit_test(test_gemm),
       cmocka_unit_test(test_syrk_lower),
-      cmocka_unit_test(test_gemm_abt_gathered),
       cmocka_unit_test(test_norms_trace),
   };
   char name[64];
