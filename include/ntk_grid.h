@@ -77,7 +77,9 @@ int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *
  * its rows of A and the rows of B that are its C columns, then one local DGEMM per panel.
  * Words received per rank: M K (Pc-1)/P for A, Nb K (Pr-1)/P + Nb K (Pc-1)/P for B;
  * against PDTRAN + PDGEMM this saves the transpose and the SUMMA rounds (on a Pr x 1 grid
- * half the words: B is gathered once).  panel_mb bounds the gathered panels per rank. */
+ * half the words: B is gathered once).  When A has fewer rows than B it computes
+ * C^T = B A^T the same way (A moves, not B) and transposes C^T into C: an M x Nb block
+ * more for the call.  panel_mb bounds the gathered panels per rank. */
 int ntk_dmat_gemm_abt_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
                                ntk_dmat *C, double panel_mb);
 

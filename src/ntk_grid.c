@@ -448,5 +448,16 @@ int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *
 
 int ntk_dmat_gemm_abt_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
                                ntk_dmat *C, double panel_mb) {
-  return gathered_abt(alpha, A, B, beta, C, 0, panel_mb);
+  if (A->m >= B->m || C->m != A->m || C->n != B->m || B->n != A->n)
+    return gathered_abt(alpha, A, B, beta, C, 0, panel_mb);
+  /* fewer rows in A than in B (few samples, a wide layer): gathering B would move the big
+   * matrix, so compute C^T = B A^T instead, which leaves B's rows where they are and
+   * gathers A's, and transpose the small result into C */
+  ntk_dmat T;
+  int err = ntk_dmat_create(A->g, B->m, A->m, &T);
+  if (!err) err = gathered_abt(1.0, B, A, 0.0, &T, 0, panel_mb);
+  if (!err)
+    pdtran_(&C->m, &C->n, &alpha, T.a, &ione, &ione, T.desc, &beta, C->a, &ione, &ione, C->desc);
+  ntk_dmat_free(&T);
+  return err;
 }

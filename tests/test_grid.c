@@ -386,7 +386,9 @@ static double op_entry(char t, int i, int k, uint64_t seed) {
 
 static void test_gemm(void **state) {
   (void)state;
-  const int M = 23, N = 17, K = 31;
+  /* C taller than wide, then wider than tall (the gathered A B^T's two paths) */
+  for (int shape = 0; shape < 2; ++shape) {
+  const int M = shape ? 17 : 23, N = shape ? 23 : 17, K = 31;
   const double alpha = 0.7, beta = -1.3;
   const char ops[2] = {'N', 'T'};
   uint64_t sa = 11, sb = 12, sc = 13;
@@ -451,6 +453,7 @@ static void test_gemm(void **state) {
     ntk_dmat_free(&B);
     ntk_dmat_free(&C);
     ntk_grid_free(&g);
+  }
   }
   assert_no_failures();
 }
