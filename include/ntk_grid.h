@@ -82,6 +82,9 @@ int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *
  * more for the call.  panel_mb bounds the gathered panels per rank. */
 int ntk_dmat_gemm_abt_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
                                ntk_dmat *C, double panel_mb);
+/* The gathered products keep their panel buffers for the next call (same phase, similar
+ * shapes); this frees them.  The forward pass and the NTK assembly call it at their end. */
+void ntk_dmat_panels_release(void);
 
 /* Collective; test/debug only: whole matrix, row-major, on `root` (NULL elsewhere). */
 int ntk_dmat_gather(const ntk_dmat *A, int root, double **full_rowmajor);

@@ -54,6 +54,7 @@ int ntk_grid_create(MPI_Comm comm, int rows, int cols, int block_size, ntk_grid 
 }
 
 void ntk_grid_free(ntk_grid *g) {
+  ntk_dmat_panels_release();
   if (g->row_comm != MPI_COMM_NULL && g->row_comm) MPI_Comm_free(&g->row_comm);
   if (g->col_comm != MPI_COMM_NULL && g->col_comm) MPI_Comm_free(&g->col_comm);
   if (g->nprow > 0) Cblacs_gridexit(g->ctxt);
@@ -291,6 +292,32 @@ int ntk_dmat_allgather_vector(const ntk_dmat *A, double *x) {
   return NTK_OK;
 }
 
+/* The gathered products' panel buffers, kept from one call to the next until
+ * ntk_dmat_panels_release: a phase makes several calls of similar shapes (the blocks of a
+ * forward pass, the Grams of an assembly), and fresh large blocks would be page-faulted
+ * in at every call (ntkspec hands blocks of 512 KiB or more back to the system when they
+ * are freed, ntk_memory_init). */
+enum { PANEL_AROW, PANEL_BROW, PANEL_ACOL, PANEL_PACK, PANEL_RECV, PANEL_NBUF };
+static double *panel_buf[PANEL_NBUF];
+static size_t panel_cap[PANEL_NBUF];
+
+static double *panel(int which, size_t n) {
+  if (n > panel_cap[which]) {
+    free(panel_buf[which]);
+    panel_buf[which] = malloc(n * sizeof(double));
+    panel_cap[which] = panel_buf[which] ? n : 0;
+  }
+  return panel_buf[which];
+}
+
+void ntk_dmat_panels_release(void) {
+  for (int i = 0; i < PANEL_NBUF; ++i) {
+    free(panel_buf[i]);
+    panel_buf[i] = NULL;
+    panel_cap[i] = 0;
+  }
+}
+
 /* My rows of X's global columns [k0, k1), column-major: in place when one grid column
  * holds them all, else gathered along the grid row into `out` (`pack` is scratch). */
 static const double *row_panel(const ntk_dmat *X, int k0, int k1, int *cnt, int *dsp, double *pack,
@@ -342,11 +369,11 @@ static int gathered_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, doub
   const size_t rmax = (size_t)(A->mloc > B->mloc ? A->mloc : B->mloc);
   int *cnt = calloc((size_t)(g->npcol > g->nprow ? g->npcol : g->nprow), sizeof(int));
   int *dsp = calloc((size_t)(g->npcol > g->nprow ? g->npcol : g->nprow), sizeof(int));
-  double *arow = malloc(sizeof(double) * ((size_t)A->mloc * kb + 1));
-  double *brow = same ? NULL : malloc(sizeof(double) * ((size_t)B->mloc * kb + 1));
-  double *acol = malloc(sizeof(double) * ((size_t)C->nloc * kb + 1));
-  double *pack = malloc(sizeof(double) * (rmax * kb + 1));
-  double *recv = malloc(sizeof(double) * ((size_t)C->nloc * kb + 1));
+  double *arow = panel(PANEL_AROW, (size_t)A->mloc * kb + 1);
+  double *brow = same ? NULL : panel(PANEL_BROW, (size_t)B->mloc * kb + 1);
+  double *acol = panel(PANEL_ACOL, (size_t)C->nloc * kb + 1);
+  double *pack = panel(PANEL_PACK, rmax * kb + 1);
+  double *recv = panel(PANEL_RECV, (size_t)C->nloc * kb + 1);
   int *rowidx = malloc(sizeof(int) * ((rmax > (size_t)C->nloc ? rmax : (size_t)C->nloc) + 1));
   if (!cnt || !dsp || !arow || (!same && !brow) || !acol || !pack || !recv || !rowidx) {
     err = ntk_err_set(NTK_ERR_MEMORY, "out of memory for gathered panels (%.0f MiB)", panel_mb);
@@ -436,7 +463,7 @@ static int gathered_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, doub
     }
   }
 done:
-  free(cnt); free(dsp); free(arow); free(brow); free(acol); free(pack); free(recv); free(rowidx);
+  free(cnt); free(dsp); free(rowidx);
   return err;
 }
 

@@ -229,6 +229,7 @@ int ntk_model_forward(const ntk_model *M, const ntk_dmat *X, const double *xi_in
       for (size_t e = 0; e < len; ++e) h->a[e] = ntk_act(M->activation, z->a[e]);
     }
   }
+  ntk_dmat_panels_release();
   NTK_CHECK(ntk_dmat_create(g, N, M->k, &F->f));
   NTK_CHECK(ntk_dmat_gemm('N', 'T', c, &F->h[L], &M->V, 0.0, &F->f));
   count_gemm(NTK_PHASE_FORWARD, g, N, M->k, n);

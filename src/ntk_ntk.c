@@ -154,8 +154,10 @@ int ntk_ntk_compute(const ntk_model *M, const ntk_dmat *X, const double *xi, int
   }
   if (group_trace && method == NTK_METHOD_STRUCTURED)
     MPI_Allreduce(MPI_IN_PLACE, group_trace, ng, MPI_DOUBLE, MPI_SUM, g->comm);
+  ntk_dmat_panels_release();
   err = ntk_dmat_symmetrize_lower(theta);
 done:
+  ntk_dmat_panels_release();
   ntk_dmat_free(&S);
   ntk_dmat_free(&A.gg);
   for (int q = 0; A.ga_cache && q < ng; ++q) ntk_dmat_free(&A.ga_cache[q]);
