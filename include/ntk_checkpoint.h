@@ -1,7 +1,8 @@
 /* ntk_checkpoint: the restart file of a training run.  Written collectively with the
  * parallel output module (every rank writes its own blocks of the weights and of Theta_0)
  * into CKPT.new.partial, closed, and renamed over CKPT only when complete, so a run killed
- * while checkpointing keeps the previous checkpoint.  It holds the parameters, the step,
+ * while checkpointing keeps the previous checkpoint; a write that fails (e.g. a full disk)
+ * removes CKPT.new.partial and also keeps it.  It holds the parameters, the step,
  * the effective configuration, and what the metrics and the prediction need of step 0
  * (Theta_0, its eigenvalues, the residual projections, eta, the initial loss).  Masks and
  * minibatches come from the counter-based generator: the step is all they need.

@@ -4,10 +4,12 @@
  * data is written by rank 0 inside collective calls.  Trajectory datasets are chunked and
  * extendible: each measurement appends one row and flushes, so a killed run keeps every
  * completed step.  ntk_output_close sets the `status` attribute and renames the file to
- * PATH; a run that fails keeps only PATH.partial (never a complete-looking file). */
+ * PATH; a run that fails keeps only PATH.partial (never a complete-looking file).  Disk
+ * space is checked before any compute and claimed ahead of every write (below). */
 #ifndef NTK_OUTPUT_H
 #define NTK_OUTPUT_H
 #include <hdf5.h>
+#include "ntk_config.h"
 #include "ntk_grid.h"
 #include "ntk_timer.h"
 
@@ -17,14 +19,20 @@ typedef struct {
   char path[1024];
   char partial[1040];
   long long nsteps; /* rows appended to /trajectory/step so far */
+  /* rank 0: disk blocks claimed ahead of HDF5's writes (fallocate), up to `reserved`
+   * bytes, through claim_fd; seen_size is the file's size at the last claim */
+  double reserved, seen_size;
+  int claim_fd;
+  int no_reserve; /* the file system cannot claim space ahead */
+  int broken;     /* an HDF5 call on the file failed: HDF5 cannot close it safely */
 } ntk_output;
 
 /* The folder of a file path ("." for a bare name, "/" for a file in the root). */
 void ntk_path_dirname(const char *path, char *dir, size_t len);
 
 /* Collective.  Fails (NTK_ERR_INPUT) if PATH exists and !overwrite, or the folder is not
- * writable; removes a stale PATH.partial.  Writes format, format_version, version and
- * status = "running". */
+ * writable (a probe file is created and removed there); removes a stale PATH.partial.
+ * Writes format, format_version, version and status = "running". */
 int ntk_output_open(ntk_output *o, const ntk_grid *g, const char *path, int overwrite);
 /* Collective: reopen an existing PATH.partial or PATH for appending (used by --resume). */
 int ntk_output_reopen(ntk_output *o, const ntk_grid *g, const char *path);
@@ -66,7 +74,10 @@ int ntk_output_write_timing(ntk_output *o, const ntk_timer_stat *stats, int nsta
 int ntk_output_read_dmat(hid_t f, const char *label, const char *name, long long lead, ntk_dmat *A);
 
 /* Collective: set status, close; rename PATH.partial -> PATH unless status is "failed".
- * Safe to call on an unopened/failed ntk_output (file < 0). */
+ * The file is flushed with status still "running" before the final status is set, and the
+ * rename happens only when every write, the flush and H5Fclose succeeded on every rank: a
+ * failed close (e.g. the disk filled up) leaves only PATH.partial, not "complete".  Safe to
+ * call on an unopened/failed ntk_output (file < 0). */
 int ntk_output_close(ntk_output *o, const char *status);
 
 /* Additions.
@@ -86,5 +97,31 @@ int ntk_output_truncate(ntk_output *o, const char *name, long long rows);
 /* Bytes of the per-rank staging buffer for dmat writes (default 64 MiB): a larger local
  * block is written in several collective rounds.  Tuning and tests only. */
 void ntk_output_set_write_buffer(size_t bytes);
+
+/* Disk space and the output folder, checked before any compute (issue 7, docs/HARDENING.md
+ * "Faults").  During the run every write first claims its disk blocks (fallocate with
+ * FALLOC_FL_KEEP_SIZE, by rank 0, from the file's end for the bytes to write + 1 MiB for
+ * metadata): a disk that filled up meanwhile is then an NTK_ERR_RUNTIME on every rank
+ * ("cannot write PATH.partial: No space left on device ..."), raised before HDF5 writes
+ * anything, so the file stays consistent, closes with status "failed" and keeps every
+ * flushed measurement.  Where space cannot be claimed ahead (a file system without
+ * fallocate) a write can fail inside HDF5; HDF5 1.10 cannot close a parallel file after
+ * that (its ranks may wait in different collectives forever), so ntk_output_close then
+ * prints the error line and ends the job with MPI_Abort, leaving PATH.partial as last
+ * flushed.  The extra claimed blocks are released when the file is closed. */
+/* Bytes the result file of `ntkspec run` takes on disk: an upper estimate from the
+ * configuration and the shapes (N samples, n_test, d inputs, k outputs, T measurements of
+ * the schedule), chunk padding and a fixed allowance for HDF5 metadata included. */
+double ntk_output_estimate_bytes(const ntk_config *cfg, int N, int n_test, int d, int k,
+                                 long long T);
+/* Collective, before any data is loaded: rank 0 checks the output folder of `path` and all
+ * ranks share its verdict (NTK_ERR_INPUT, one line): the folder exists, a probe file can be
+ * created and removed in it (a read-only mount is refused also for root, whom access(2)
+ * lets write anywhere else), PATH is absent unless overwrite (not with resume), and `bytes`
+ * fit in its free space (statvfs f_bavail, plus what the run will replace: PATH with
+ * overwrite, a stale PATH.partial; with resume only what the existing file lacks).  With
+ * dry_run it prints the estimate and the free space and never fails. */
+int ntk_output_precheck(MPI_Comm comm, const char *path, int overwrite, int resume,
+                        double bytes, int dry_run);
 
 #endif

@@ -96,6 +96,7 @@ typedef struct {
   ntk_trainer tr;
   ntk_train_outcome outcome;
   int have_grid, have_data, have_model, have_trainer;
+  ntk_mem_estimate mem; /* the estimate --dry-run prints; recorded in /memory */
 } run_state;
 
 /* For steps whose outcome is identical on every rank (they depend only on the
@@ -137,12 +138,19 @@ static int run_pipeline(run_opts *o, run_state *st) {
     ntk_log_raw("# process grid: %d x %d (%d ranks; rows split the %d samples, columns the neurons), block size %d\n",
                 g->nprow, g->npcol, g->size, N, g->nb);
     ntk_log_raw("# data: N = %d, n_test = %d, d = %d, k = %d\n", N, n_test, d, k);
-    ntk_mem_estimate e;
-    ntk_memory_estimate(cfg, g, N, n_test, d, k, ntk_current_rss_bytes(), &e);
-    ntk_memory_print(&e);
   }
   /* before any data or matrix exists: a run that cannot fit stops here */
-  NTK_CHECK(ntk_memory_enforce(cfg, g, N, n_test, d, k, o->dry_run));
+  NTK_CHECK(ntk_memory_enforce(cfg, g, N, n_test, d, k, o->dry_run, &st->mem));
+  {
+    /* likewise the output folder: writable and with room for the whole file */
+    long long *sched = NULL;
+    int T = 1;
+    NTK_CHECK_ALL(ntk_train_schedule(cfg, &sched, &T));
+    free(sched);
+    double bytes = ntk_output_estimate_bytes(cfg, N, n_test, d, k, T);
+    NTK_CHECK(ntk_output_precheck(MPI_COMM_WORLD, cfg->output.path, cfg->output.overwrite,
+                                  o->resume, bytes, o->dry_run));
+  }
   if (o->dry_run) return NTK_OK;
   ntk_log_info("ntkspec %s: %d ranks, grid %d x %d, block %d", NTK_VERSION, g->size, g->nprow, g->npcol, g->nb);
 
@@ -260,9 +268,11 @@ static void run_state_free(run_state *st) {
 int ntk_app_run(int argc, char **argv) {
   static run_opts o;
   static run_state st;
+  ntk_mem_measured mem = {0};
   memset(&o, 0, sizeof o);
   memset(&st, 0, sizeof st);
   st.out.file = -1;
+  ntk_memory_init();
   ntk_timer_reset();
   ntk_timer_start(NTK_PHASE_TOTAL);
   ntk_config_defaults(&o.cfg);
@@ -280,6 +290,10 @@ int ntk_app_run(int argc, char **argv) {
       ntk_app_utc_now(end, sizeof end);
       err = ntk_output_write_timing(&st.out, stats, NTK_PHASE_COUNT);
       if (!err && st.have_trainer && o.cfg.train.steps > 0) err = write_train_timing(&st);
+      if (!err) {
+        ntk_memory_measure(MPI_COMM_WORLD, &mem);
+        err = ntk_memory_record(&st.out, &st.mem, &mem);
+      }
       if (!err) err = ntk_output_attr_string(&st.out, "/", "end_utc", end);
       err = ntk_err_sync(MPI_COMM_WORLD, err);
     }
@@ -292,6 +306,7 @@ int ntk_app_run(int argc, char **argv) {
     if (getenv("NTK_DEBUG")) ntk_err_print_trace();
   } else if (!o.dry_run) {
     ntk_timer_report(MPI_COMM_WORLD);
+    if (mem.max > 0) ntk_memory_print_usage(&st.mem, &mem);
     ntk_log_raw("\nwrote %s%s\n", o.cfg.output.path,
                 st.outcome == NTK_TRAIN_INTERRUPTED ? " (interrupted)"
                 : st.outcome == NTK_TRAIN_DIVERGED  ? " (diverged)" : "");

@@ -92,11 +92,20 @@ int ntk_checkpoint_write(const ntk_trainer *t, long long step) {
   ntk_output o;
   memset(&o, 0, sizeof o);
   o.file = -1;
-  NTK_CHECK(ntk_output_open(&o, t->g, tmp, 1));
-  int err = write_body(&o, t, step);
+  int err = ntk_output_open(&o, t->g, tmp, 1);
+  if (!err) err = write_body(&o, t, step);
   int cerr = ntk_output_close(&o, err ? "failed" : "complete");
-  NTK_CHECK(err);
-  NTK_CHECK(cerr);
+  if (err || cerr) {
+    /* e.g. the disk filled up: the old checkpoint stays as it was, and the half-written
+     * new one goes, since it is useless and holds the space a retry would need */
+    if (t->g->rank == 0) {
+      char part[NTK_PATH_MAX + 48];
+      snprintf(part, sizeof part, "%s.partial", tmp);
+      unlink(part);
+      unlink(tmp);
+    }
+    NTK_CHECK(err ? err : cerr);
+  }
   /* the old checkpoint is replaced only by a complete new one */
   int rc = NTK_OK;
   if (t->g->rank == 0 && rename(tmp, path) != 0)

@@ -1,12 +1,21 @@
+/* fallocate(2) and FALLOC_FL_KEEP_SIZE are Linux's, declared for _GNU_SOURCE */
+#define _GNU_SOURCE
 #include "ntk_output.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "ntk_error.h"
+#include "ntk_log.h"
+
+#define MIB (1024.0 * 1024.0)
 
 /* Bytes of the row-major staging buffer a rank uses per collective write of a dmat: big
  * local blocks go out in several rounds so the write never doubles a rank's memory. */
@@ -23,21 +32,61 @@ static herr_t first_desc(unsigned n, const H5E_error2_t *e, void *data) {
   return 0;
 }
 
-/* The innermost entry of HDF5's stack is the one that says why (e.g. "no space left"). */
-static int h5_fail(const char *what, const char *name) {
+/* Free bytes for an unprivileged writer in the folder of `path`; < 0 when unknown. */
+static double free_bytes(const char *dir) {
+  struct statvfs v;
+  if (statvfs(dir, &v) != 0) return -1.0;
+  return (double)v.f_bavail * (double)v.f_frsize;
+}
+
+/* Why a write into `file` failed, when HDF5 cannot say: MPI-IO reports a full disk as a
+ * bare MPI error class, but errno is still the failed write's, and a folder without free
+ * space left is the same diagnosis when errno was overwritten since. */
+static const char *io_cause(int err_no, const char *file) {
+  if (err_no == ENOSPC || err_no == EDQUOT || err_no == EFBIG || err_no == EROFS ||
+      err_no == EIO)
+    return strerror(err_no);
+  if (!file || !file[0]) return NULL;
+  char dir[1100];
+  ntk_path_dirname(file, dir, sizeof dir);
+  double f = free_bytes(dir);
+  return f >= 0 && f < MIB ? strerror(ENOSPC) : NULL;
+}
+
+/* The innermost entry of HDF5's stack is the one that says why (e.g. "no space left").
+ * `file` (may be NULL) is named, with the cause of a failed write when there is one. */
+static int h5_fail_in(const char *file, const char *what, const char *name) {
+  int err_no = errno;
   char detail[200] = "";
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_desc, detail);
   H5Eclear2(H5E_DEFAULT);
-  if (detail[0]) return ntk_err_set(NTK_ERR_RUNTIME, "HDF5: %s: %s (%s)", what, name, detail);
-  return ntk_err_set(NTK_ERR_RUNTIME, "HDF5: %s: %s", what, name);
+  const char *cause = io_cause(err_no, file);
+  char where[1200] = "";
+  if (file && file[0] && strcmp(file, name) != 0) snprintf(where, sizeof where, " in %s", file);
+  if (cause)
+    return ntk_err_set(NTK_ERR_RUNTIME, "HDF5: %s: %s%s: %s%s%s%s", what, name, where, cause,
+                       detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
+  if (detail[0])
+    return ntk_err_set(NTK_ERR_RUNTIME, "HDF5: %s: %s%s (%s)", what, name, where, detail);
+  return ntk_err_set(NTK_ERR_RUNTIME, "HDF5: %s: %s%s", what, name, where);
 }
 
-#define H5TRY(expr, what, name)          \
-  do {                                   \
-    if ((expr) < 0) {                    \
-      rc = h5_fail((what), (name));      \
-      goto done;                         \
-    }                                    \
+static int h5_fail(const char *what, const char *name) { return h5_fail_in(NULL, what, name); }
+
+/* A failed HDF5 call on the open file `o`: named, and the file marked broken (see
+ * ntk_output_close). */
+static int h5_fail_o(ntk_output *o, const char *what, const char *name) {
+  o->broken = 1;
+  return h5_fail_in(o->partial, what, name);
+}
+
+/* Inside functions that have the ntk_output `o`. */
+#define H5TRY(expr, what, name)                \
+  do {                                         \
+    if ((expr) < 0) {                          \
+      rc = h5_fail_o(o, (what), (name));       \
+      goto done;                               \
+    }                                          \
   } while (0)
 
 static void h5_close(hid_t id) {
@@ -142,17 +191,109 @@ void ntk_path_dirname(const char *path, char *dir, size_t len) {
     *slash = '\0';
 }
 
-/* Rank 0 only: the folder must exist and be writable, PATH must be absent unless
- * overwrite, and a stale PATH.partial from a crashed run is removed. */
-static int prepare_create(const ntk_output *o, int overwrite) {
-  char dir[1024];
-  ntk_path_dirname(o->path, dir, sizeof dir);
-  if (access(dir, W_OK | X_OK) != 0) {
+/* Rank 0 only: the folder of `path` exists and a file can be made in it.  A probe file
+ * rather than access(2): for root access says yes to any folder except on a read-only
+ * mount, and it cannot see e.g. a full inode table or an NFS server's own refusal. */
+static int check_folder(const char *path) {
+  char dir[1024], probe[1100];
+  ntk_path_dirname(path, dir, sizeof dir);
+  struct stat st;
+  if (stat(dir, &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR)
       return ntk_err_set(NTK_ERR_INPUT, "output.path: folder %s does not exist", dir);
+    return ntk_err_set(NTK_ERR_INPUT, "output.path: folder %s: %s", dir, strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode))
+    return ntk_err_set(NTK_ERR_INPUT, "output.path: %s is not a folder", dir);
+  snprintf(probe, sizeof probe, "%s.probe", path);
+  int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0 && errno == EEXIST && unlink(probe) == 0) /* left by a killed check */
+    fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0)
     return ntk_err_set(NTK_ERR_INPUT, "output.path: folder %s is not writable (%s)", dir,
                        strerror(errno));
+  close(fd);
+  unlink(probe);
+  return NTK_OK;
+}
+
+/* Collective: rank 0 alone looked (rc is its result, ignored elsewhere); its verdict
+ * becomes every rank's own error, so that the one printed line has no "[rank 0]". */
+static int share_rank0(MPI_Comm comm, int rc) {
+  int rank, code = rc;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Bcast(&code, 1, MPI_INT, 0, comm);
+  if (code == NTK_OK) return NTK_OK;
+  char msg[1024];
+  if (rank == 0) snprintf(msg, sizeof msg, "%s", ntk_err_message());
+  MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, 0, comm);
+  if (rank != 0) ntk_err_set(code, "%s", msg);
+  return ntk_err_sync(comm, code);
+}
+
+/* A matrix dimension padded to the 256-wide chunks of ntk_output_append_dmat's datasets. */
+static double padded(int x) {
+  int c = x < 256 ? (x > 0 ? x : 1) : 256;
+  return ceil((double)x / c) * c;
+}
+
+/* Collective: claim the disk blocks of the next `bytes` the file grows by, plus 1 MiB for
+ * HDF5's metadata, before HDF5 writes them.  A disk that filled up since the last claim
+ * is then an error here, agreed by all ranks while HDF5's file is still consistent,
+ * rather than a failed write inside HDF5, after which its parallel close can hang.  Rank 0
+ * claims from the file's end (FALLOC_FL_KEEP_SIZE: the size, and so HDF5's view of the
+ * file, does not change), again whenever the claim no longer reaches half a MiB beyond
+ * what this write needs, or the file shrank (a truncation frees the blocks above it);
+ * where the file system cannot claim ahead, nothing is. */
+static int reserve(ntk_output *o, double bytes) {
+  int rc = NTK_OK;
+#ifdef FALLOC_FL_KEEP_SIZE
+  struct stat st;
+  if (o->g->rank == 0 && !o->no_reserve) {
+    int e = 0;
+    if (o->claim_fd <= 0) o->claim_fd = open(o->partial, O_WRONLY);
+    if (o->claim_fd < 0 || fstat(o->claim_fd, &st) != 0) {
+      e = errno;
+    } else if ((double)st.st_size < o->seen_size ||
+               (double)st.st_size + bytes + 0.5 * MIB > o->reserved) {
+      off_t from = st.st_size & ~(off_t)4095, len = (off_t)(bytes + MIB) + (st.st_size - from);
+      if (fallocate(o->claim_fd, FALLOC_FL_KEEP_SIZE, from, len) != 0)
+        e = errno;
+      else
+        o->reserved = (double)(from + len);
+    }
+    if (e == 0) o->seen_size = (double)st.st_size;
+    if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+      o->no_reserve = 1;
+    } else if (e != 0) {
+      char dir[1100];
+      ntk_path_dirname(o->partial, dir, sizeof dir);
+      rc = ntk_err_set(NTK_ERR_RUNTIME, "output: cannot write %s: %s (%.1f MiB free in %s)",
+                       o->partial, strerror(e), free_bytes(dir) / MIB, dir);
+    }
   }
+#else
+  (void)bytes;
+#endif
+  return share_rank0(o->g->comm, rc);
+}
+
+/* Rank 0: give back the blocks claimed beyond the end of the closed file (truncating to
+ * its own size frees them on tmpfs and ext4). */
+static void release_reserve(ntk_output *o, const char *path) {
+  struct stat st;
+  if (o->claim_fd > 0) close(o->claim_fd);
+  o->claim_fd = -1;
+  if (o->g->rank == 0 && o->reserved > 0 && stat(path, &st) == 0) {
+    if (truncate(path, st.st_size) != 0) { /* best effort: the blocks are only wasted */
+    }
+  }
+}
+
+/* Rank 0 only: the folder must exist and be writable, PATH must be absent unless
+ * overwrite, and a stale PATH.partial from a crashed run is removed. */
+static int prepare_create(ntk_output *o, int overwrite) {
+  NTK_CHECK(check_folder(o->path));
   if (exists(o->path)) {
     if (!overwrite)
       return ntk_err_set(NTK_ERR_INPUT, "output.path: %s exists (set output.overwrite: true)",
@@ -166,6 +307,25 @@ static int prepare_create(const ntk_output *o, int overwrite) {
   if (unlink(o->partial) != 0 && errno != ENOENT)
     return ntk_err_set(NTK_ERR_INPUT, "output.path: cannot remove stale %s (%s)", o->partial,
                        strerror(errno));
+#ifdef FALLOC_FL_KEEP_SIZE
+  /* The first MiB is claimed before HDF5 creates the file (which it then takes over: it
+   * truncates only a file of non-zero size): a disk already full fails here, before HDF5
+   * holds a file it would have to write to close. */
+  int fd = open(o->partial, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = 0;
+  if (fd < 0 || fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)MIB) != 0) e = errno;
+  if (fd >= 0) close(fd);
+  if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+    o->no_reserve = 1;
+  } else if (e != 0) {
+    char dir[1024];
+    ntk_path_dirname(o->path, dir, sizeof dir);
+    unlink(o->partial);
+    return ntk_err_set(NTK_ERR_RUNTIME, "output: cannot write %s: %s (%.1f MiB free in %s)",
+                       o->partial, strerror(e), free_bytes(dir) / MIB, dir);
+  } else {
+    o->reserved = MIB;
+  }
+#endif
   return NTK_OK;
 }
 
@@ -173,17 +333,18 @@ static void reset(ntk_output *o, const ntk_grid *g) {
   memset(o, 0, sizeof *o);
   o->g = g;
   o->file = H5I_INVALID_HID;
+  o->claim_fd = -1;
 }
 
 /* Collective: create (or open read-write) PATH.partial over MPI-IO. */
 static int open_partial(ntk_output *o, int create) {
   hid_t fapl = new_fapl(o->g->comm);
-  if (fapl < 0) return h5_fail("cannot set up MPI-IO access", o->partial);
+  if (fapl < 0) return h5_fail_o(o, "cannot set up MPI-IO access", o->partial);
   o->file = create ? H5Fcreate(o->partial, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)
                    : H5Fopen(o->partial, H5F_ACC_RDWR, fapl);
   H5Pclose(fapl);
   if (o->file >= 0) return NTK_OK;
-  if (create) return h5_fail("cannot create file", o->partial);
+  if (create) return h5_fail_o(o, "cannot create file", o->partial);
   H5Eclear2(H5E_DEFAULT);
   return ntk_err_set(NTK_ERR_INPUT, "output.path: cannot open %s as HDF5", o->partial);
 }
@@ -193,9 +354,10 @@ int ntk_output_open(ntk_output *o, const ntk_grid *g, const char *path, int over
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   int rc = set_paths(o, path);
   if (rc == NTK_OK && g->rank == 0) rc = prepare_create(o, overwrite);
-  NTK_CHECK(ntk_err_sync(g->comm, rc));
+  NTK_CHECK(share_rank0(g->comm, rc));
 
   NTK_CHECK(ntk_err_sync(g->comm, open_partial(o, 1)));
+  NTK_CHECK(reserve(o, 0.0));
   NTK_CHECK(ntk_output_attr_string(o, "/", "format", "ntkspec"));
   NTK_CHECK(ntk_output_attr_int(o, "/", "format_version", 1));
   NTK_CHECK(ntk_output_attr_string(o, "/", "version", NTK_VERSION));
@@ -272,16 +434,27 @@ static hid_t file_type_of(hid_t mtype) {
   return mtype;
 }
 
+static int attr_write_claimed(ntk_output *o, const char *obj, const char *name, hid_t type,
+                              const void *buf);
+
 static int attr_write(ntk_output *o, const char *obj, const char *name, hid_t type,
                       const void *buf) {
   if (!is_open(o)) return not_open("attribute");
+  NTK_CHECK(reserve(o, 0.0));
+  return attr_write_claimed(o, obj, name, type, buf);
+}
+
+/* attr_write in space already claimed: the final status of a run whose last claim failed
+ * still fits in the slack of the earlier ones. */
+static int attr_write_claimed(ntk_output *o, const char *obj, const char *name, hid_t type,
+                              const void *buf) {
   int rc = NTK_OK;
   hid_t oid = H5I_INVALID_HID, sp = H5I_INVALID_HID, a = H5I_INVALID_HID;
   hid_t lcpl = H5I_INVALID_HID;
   if (!obj || !obj[0]) obj = "/";
   int e = link_exists(o->file, obj);
   if (e < 0) {
-    rc = h5_fail("cannot look up object", obj);
+    rc = h5_fail_o(o, "cannot look up object", obj);
     goto done;
   }
   if (e) {
@@ -357,7 +530,7 @@ static int dset_lookup(ntk_output *o, const char *name, hid_t *d, int *rank, hsi
   *d = H5I_INVALID_HID;
   *rank = -1;
   int e = link_exists(o->file, name);
-  if (e < 0) return h5_fail("cannot look up dataset", name);
+  if (e < 0) return h5_fail_o(o, "cannot look up dataset", name);
   if (!e) return NTK_OK;
   H5TRY(*d = H5Dopen2(o->file, name, H5P_DEFAULT), "cannot open dataset", name);
   H5TRY(sp = H5Dget_space(*d), "cannot get dataspace", name);
@@ -504,13 +677,15 @@ static int write_dmat_into(ntk_output *o, hid_t d, const char *name, long long l
   int rc = buf ? NTK_OK : NTK_ERR_MEMORY;
   if (rc == NTK_OK && (dxpl = new_dxpl()) < 0)
     rc = h5_fail("cannot make a transfer property list", name);
-  if (rc == NTK_OK && (fs = H5Dget_space(d)) < 0) rc = h5_fail("cannot get dataspace", name);
+  if (rc == NTK_OK && (fs = H5Dget_space(d)) < 0)
+    rc = h5_fail_o(o, "cannot get dataspace", name);
   rc = ntk_err_sync(comm, rc);
   for (int r = 0; r < rounds && rc == NTK_OK; ++r) {
     int l0 = r * R, l1 = l0 + R < mloc ? l0 + R : mloc;
     rc = ntk_err_sync(comm, prepare_round(fs, &ms, A, lead, l0, l1, buf, name));
+    errno = 0;
     if (rc == NTK_OK && H5Dwrite(d, H5T_NATIVE_DOUBLE, ms, fs, dxpl, buf) < 0)
-      rc = h5_fail("cannot write dataset", name);
+      rc = h5_fail_o(o, "cannot write dataset", name);
     h5_close(ms);
     ms = H5I_INVALID_HID;
     rc = ntk_err_sync(comm, rc);
@@ -531,6 +706,7 @@ static int check_same_grid(const ntk_output *o, const ntk_dmat *A, const char *n
 int ntk_output_write_dmat(ntk_output *o, const char *name, const ntk_dmat *A) {
   if (!is_open(o)) return not_open(name);
   NTK_CHECK(check_same_grid(o, A, name));
+  NTK_CHECK(reserve(o, 8.0 * A->m * A->n));
   hid_t d;
   hsize_t dims[2] = {(hsize_t)A->m, (hsize_t)A->n};
   int rc = dset_ensure(o, name, H5T_NATIVE_DOUBLE, 2, dims, 1, &d);
@@ -548,6 +724,8 @@ int ntk_output_write_dmat_slice(ntk_output *o, const char *name, int count, int 
   if (index < 0 || index >= count)
     return ntk_err_set(NTK_ERR_INTERNAL, "output: slice %d of %s out of range [0, %d)", index,
                        name, count);
+  /* the whole dataset is allocated with its first slice */
+  NTK_CHECK(reserve(o, 8.0 * A->m * A->n * (index == 0 ? count : 1)));
   hid_t d;
   hsize_t dims[3] = {(hsize_t)count, (hsize_t)A->m, (hsize_t)A->n};
   int rc = dset_ensure(o, name, H5T_NATIVE_DOUBLE, 3, dims, 1, &d);
@@ -579,8 +757,9 @@ static int write_rank0(ntk_output *o, hid_t d, const char *name, hid_t mtype, in
 done:
   /* agree before the collective write: a rank that failed to prepare would not be in it */
   rc = ntk_err_sync(o->g->comm, rc);
+  errno = 0;
   if (rc == NTK_OK && H5Dwrite(d, mtype, ms, fs, dxpl, buf) < 0)
-    rc = h5_fail("cannot write dataset", name);
+    rc = h5_fail_o(o, "cannot write dataset", name);
   h5_close(ms);
   h5_close(fs);
   h5_close(dxpl);
@@ -590,6 +769,9 @@ done:
 static int write_replicated(ntk_output *o, const char *name, hid_t mtype, int rank,
                             const hsize_t *dims, const void *buf) {
   if (!is_open(o)) return not_open(name);
+  double bytes = (double)H5Tget_size(mtype);
+  for (int k = 0; k < rank; ++k) bytes *= (double)dims[k];
+  NTK_CHECK(reserve(o, bytes));
   hid_t d;
   int rc = ntk_err_sync(o->g->comm, dset_ensure(o, name, mtype, rank, dims, 0, &d));
   if (rc == NTK_OK) rc = write_rank0(o, d, name, mtype, rank, dims, NULL, NULL, buf);
@@ -688,6 +870,7 @@ static int is_step_name(const char *name) {
 /* One replicated row (len values, or a scalar when len == 0), written by rank 0. */
 static int append_small(ntk_output *o, const char *name, hid_t mtype, int len, const void *x) {
   if (!is_open(o)) return not_open(name);
+  NTK_CHECK(reserve(o, 16384.0 + 8.0 * len));
   hid_t d;
   hsize_t row = 0, tail[1] = {(hsize_t)len}, chunk[2];
   int ntail = len > 0 ? 1 : 0;
@@ -726,6 +909,7 @@ int ntk_output_append_row(ntk_output *o, const char *name, int len, const double
 int ntk_output_append_dmat(ntk_output *o, const char *name, const ntk_dmat *A) {
   if (!is_open(o)) return not_open(name);
   NTK_CHECK(check_same_grid(o, A, name));
+  NTK_CHECK(reserve(o, 8.0 * padded(A->m) * padded(A->n) + 4096.0));
   hid_t d;
   hsize_t row = 0, tail[2] = {(hsize_t)A->m, (hsize_t)A->n};
   hsize_t chunk[3] = {1, (hsize_t)(A->m < 256 ? A->m : 256), (hsize_t)(A->n < 256 ? A->n : 256)};
@@ -774,8 +958,11 @@ done:
  * caller flushes after each complete group of appends (one measurement). */
 int ntk_output_flush(ntk_output *o) {
   if (!is_open(o)) return not_open("flush");
+  NTK_CHECK(reserve(o, 0.0));
   int rc = NTK_OK;
-  if (H5Fflush(o->file, H5F_SCOPE_GLOBAL) < 0) rc = h5_fail("cannot flush file", o->partial);
+  errno = 0;
+  if (H5Fflush(o->file, H5F_SCOPE_GLOBAL) < 0)
+    rc = h5_fail_o(o, "cannot flush file", o->partial);
   NTK_CHECK(ntk_err_sync(o->g->comm, rc));
   return NTK_OK;
 }
@@ -833,17 +1020,47 @@ static int close_leaked(hid_t file, const char *partial) {
 int ntk_output_close(ntk_output *o, const char *status) {
   if (!is_open(o)) return NTK_OK;
   if (!status) status = "failed";
-  int rc = ntk_output_attr_string(o, "/", "status", status);
-  int rc2 = close_leaked(o->file, o->partial);
+  int failed = !strcmp(status, "failed"), broken = o->broken;
+  MPI_Allreduce(MPI_IN_PLACE, &broken, 1, MPI_INT, MPI_MAX, o->g->comm);
+  if (broken) {
+    /* An HDF5 call on this file failed (a write where no space could be claimed ahead,
+     * an I/O error): HDF5 1.10's parallel close then flushes what it still holds, a rank
+     * whose write fails skips a collective the others wait in, and the job hangs (seen:
+     * one rank in H5AC's barrier, the other in H5FD_truncate's broadcast), as it would at
+     * MPI_Finalize.  PATH.partial keeps what the last successful flush wrote. */
+    if (!ntk_err_code())
+      ntk_err_set(NTK_ERR_RUNTIME, "HDF5: a write to %s failed on another rank", o->partial);
+    ntk_log_error_line(ntk_err_message());
+    fflush(stdout);
+    MPI_Abort(o->g->comm, ntk_err_exit_status(ntk_err_code()));
+  }
+  /* Everything but the status reaches the disk first, while the file still says
+   * "running": a disk that fills up now fails this flush, and the file never claims a
+   * status it did not reach. */
+  int rc = failed ? NTK_OK : ntk_output_flush(o);
+  if (rc != NTK_OK) {
+    failed = 1;
+    status = "failed";
+  }
+  hid_t t = new_vlstr();
+  int rc2 = t < 0 ? ntk_err_sync(o->g->comm, h5_fail("cannot make a string type", "status"))
+                  : attr_write_claimed(o, "/", "status", t, &status);
+  if (t >= 0) H5Tclose(t);
   if (rc == NTK_OK) rc = rc2;
-  if (H5Fclose(o->file) < 0 && rc == NTK_OK) rc = h5_fail("cannot close file", o->partial);
+  rc2 = close_leaked(o->file, o->partial);
+  if (rc == NTK_OK) rc = rc2;
+  errno = 0;
+  if (H5Fclose(o->file) < 0 && rc == NTK_OK)
+    rc = h5_fail_o(o, "cannot close file", o->partial);
   o->file = H5I_INVALID_HID;
-  MPI_Barrier(o->g->comm);
-  if (o->g->rank == 0 && strcmp(status, "failed") != 0 && rename(o->partial, o->path) != 0 &&
-      rc == NTK_OK)
+  release_reserve(o, o->partial);
+  /* renamed only when every rank closed cleanly: a close that failed on any rank (the
+   * metadata it still had to write) leaves PATH.partial */
+  rc = ntk_err_sync(o->g->comm, rc);
+  if (rc == NTK_OK && !failed && o->g->rank == 0 && rename(o->partial, o->path) != 0)
     rc = ntk_err_set(NTK_ERR_RUNTIME, "output: cannot rename %s to %s (%s)", o->partial, o->path,
                      strerror(errno));
-  /* also the second barrier: nobody looks for PATH before rank 0 has renamed it */
+  /* also the barrier: nobody looks for PATH before rank 0 has renamed it */
   NTK_CHECK(ntk_err_sync(o->g->comm, rc));
   return NTK_OK;
 }
@@ -899,4 +1116,129 @@ done:
   if (fs >= 0) H5Sclose(fs);
   if (d >= 0) H5Dclose(d);
   return rc;
+}
+
+/* ---------- disk space, before any compute ---------- */
+
+/* Bytes of an appended dataset of T rows of `len` values, in whole chunks as append_small
+ * makes them (rows of about 8 KiB; parallel HDF5 allocates a chunk at once). */
+static double appended_bytes(long long T, int len) {
+  double row = 8.0 * (len > 0 ? len : 1);
+  double rows = len > 0 ? (len < 8192 ? 8192 / len : 1) : 1024;
+  return ceil((double)T / rows) * rows * row;
+}
+
+/* Generous rather than exact, on purpose: a run refused for a few MiB it would not have
+ * needed costs a retry; one that fills the disk after hours of compute costs the hours.
+ * Every dataset MODEL.md's output holds for this configuration, rounded up to whole
+ * chunks, plus a fixed 1 MiB and 16 KiB per dataset for HDF5 metadata (superblock,
+ * object headers, chunk indexes, the config text and the other attributes, /timing),
+ * which is several times what the files of the test configurations use. */
+double ntk_output_estimate_bytes(const ntk_config *cfg, int N, int n_test, int d, int k,
+                                 long long T) {
+  const int K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : N;
+  const int m = cfg->fourier.features, p = m > 0 ? 2 * m : d;
+  const int n = cfg->fourier.project ? cfg->model.width : p, L = cfg->model.depth;
+  const int training = cfg->train.steps > 0;
+  const int vectors = training || cfg->output.save_eigenvectors;
+  double values = 0.0, chunked = 0.0;
+  int ndsets = 0;
+  if (cfg->output.save_data) {
+    values += ((double)N + n_test) * (d + k);
+    ndsets += 4;
+  }
+  if (cfg->output.save_params) {
+    /* step 0, and the last step of a training run */
+    double one = (double)m * d + (cfg->fourier.project ? (double)n * p + n : 0.0) +
+                 (double)L * n * n + (double)L * n + (double)k * n + k;
+    values += one * (training ? 2 : 1);
+    ndsets += 7 * (training ? 2 : 1);
+  }
+  if (cfg->analytic.enabled) {
+    values += 2.0 * N * N + K;
+    ndsets += 3;
+  }
+  /* /trajectory: the scalar series (at most 20, counted 24), the eigenvalues, the residual
+   * energies and the per-group traces */
+  chunked += 24 * appended_bytes(T, 0) + appended_bytes(T, K) * (vectors ? 2 : 1) +
+             appended_bytes(T, L + 3);
+  ndsets += 28;
+  /* per-measurement matrices: one chunk (and its index entry) per row and tile */
+  if (cfg->output.save_ntk) {
+    chunked += (double)T * (8.0 * padded(N) * padded(N) + 256.0);
+    ndsets += 1;
+  }
+  if (cfg->output.save_eigenvectors) {
+    chunked += (double)T * (8.0 * padded(N) * padded(K) + 256.0);
+    ndsets += 1;
+  }
+  return 8.0 * values + chunked + MIB + 16384.0 * ndsets;
+}
+
+/* Blocks a file holds (what removing it frees); 0 when it does not exist. */
+static double file_blocks(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 ? 512.0 * (double)st.st_blocks : 0.0;
+}
+
+static double file_size(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 ? (double)st.st_size : 0.0;
+}
+
+/* Rank 0 only; *have and *need receive the bytes found and asked for (have < 0: unknown). */
+static int precheck_rank0(const char *path, int overwrite, int resume, double bytes,
+                          double *have, double *need) {
+  char partial[1040], dir[1024];
+  *have = -1.0;
+  *need = bytes;
+  if (!path || !path[0]) return ntk_err_set(NTK_ERR_INPUT, "output.path: empty");
+  if (strlen(path) >= 1024)
+    return ntk_err_set(NTK_ERR_INPUT, "output.path: longer than 1023 characters");
+  snprintf(partial, sizeof partial, "%s.partial", path);
+  ntk_path_dirname(path, dir, sizeof dir);
+  NTK_CHECK(check_folder(path));
+  if (!resume && !overwrite && exists(path))
+    return ntk_err_set(NTK_ERR_INPUT, "output.path: %s exists (set output.overwrite: true)", path);
+  double avail = free_bytes(dir);
+  if (avail < 0) return NTK_OK; /* statvfs unsupported: nothing to compare with */
+  if (resume) {
+    /* the file grows from what it holds already */
+    double cur = file_size(path) > file_size(partial) ? file_size(path) : file_size(partial);
+    *need = bytes > cur ? bytes - cur : 0.0;
+  } else {
+    /* the run removes these before it writes */
+    avail += file_blocks(partial) + (overwrite ? file_blocks(path) : 0.0);
+  }
+  *have = avail;
+  if (*need > avail)
+    return ntk_err_set(NTK_ERR_INPUT,
+                       "output.path: not enough free space in %s: the output needs about %.1f MiB "
+                       "(estimated), %.1f MiB free",
+                       dir, *need / MIB, avail / MIB);
+  return NTK_OK;
+}
+
+int ntk_output_precheck(MPI_Comm comm, const char *path, int overwrite, int resume,
+                        double bytes, int dry_run) {
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  int rc = NTK_OK;
+  double have = -1.0, need = bytes;
+  if (rank == 0) rc = precheck_rank0(path, overwrite, resume, bytes, &have, &need);
+  if (dry_run) {
+    char dir[1024];
+    ntk_path_dirname(path ? path : "", dir, sizeof dir);
+    if (have >= 0)
+      ntk_log_raw("# output: about %.1f MiB estimated%s; %.1f MiB free in %s%s\n", need / MIB,
+                  resume ? " still to write" : "", have / MIB, dir,
+                  need > have ? ": NOT ENOUGH" : "");
+    else
+      ntk_log_raw("# output: about %.1f MiB estimated\n", need / MIB);
+    if (rc) ntk_log_raw("# %s\n", ntk_err_message());
+    if (rank == 0) ntk_err_clear();
+    return NTK_OK;
+  }
+  NTK_CHECK(share_rank0(comm, rc));
+  return NTK_OK;
 }

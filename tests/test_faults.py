@@ -9,9 +9,17 @@ status:
               to --resume are refused with one line naming the checkpoint (exit 2), and
               the interrupted output file and the checkpoint are left as they were;
   config      a resume with changed keys is refused naming a changed key;
-  output      a missing or non-folder output folder is refused before any compute, and
-              leaves no file.
-Pass section names to run only those."""
+  output      a missing or non-folder output folder, and a read-only mount (also for
+              root), is refused before any compute, and leaves no file;
+  disk        on a real small file system (tmpfs): too little free space for the estimated
+              output is refused before any compute; a disk that fills up during a run ends
+              the job with one line naming the file and "No space left on device", no PATH,
+              a PATH.partial that is not "complete", no rank left, and the folder usable
+              again; a periodic checkpoint that no longer fits keeps the previous one.
+Without permission to mount (non-root), the tmpfs cases print "skipped: cannot mount
+tmpfs" and pass.  Pass section names to run only those."""
+import contextlib
+import errno
 import os
 import re
 import shutil
@@ -72,6 +80,86 @@ def wait_for(proc, pattern, limit=300):
         if re.search(pattern, line):
             return steps
     return None
+
+
+@contextlib.contextmanager
+def tmpfs(name, size, ro=False):
+    """A real file system of `size` (tmpfs) at tmp/NAME, unmounted on the way out also when
+    a check raised; None (and a "skipped" line) when mounting is not permitted."""
+    mnt = os.path.join(tmp, name)
+    os.makedirs(mnt, exist_ok=True)
+    opts = "size=%s,mode=0755%s" % (size, ",ro" if ro else "")
+    try:
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "ntkspec-test", mnt],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        why = p.stderr.strip() or "mount status %d" % p.returncode
+        ok = p.returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as e:
+        why, ok = str(e), False
+    if not ok:
+        print("   skipped: cannot mount tmpfs (%s)" % (why.strip().splitlines() or ["?"])[0], flush=True)
+        yield None
+        return
+    try:
+        yield mnt
+    finally:
+        if subprocess.run(["umount", mnt]).returncode != 0:
+            subprocess.run(["umount", "-l", mnt])
+
+
+def fill(folder):
+    """Write a filler file until the file system says ENOSPC; returns its bytes."""
+    path = os.path.join(folder, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    n = 0
+    try:
+        for block in (1 << 20, 1 << 12, 1):
+            while True:
+                try:
+                    w = os.write(fd, b"\xff" * block)
+                except OSError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+                    break
+                n += w
+                if w < block:
+                    break
+    finally:
+        os.close(fd)
+    return n
+
+
+def rank_alive(k):
+    try:
+        with open("/proc/%d/stat" % k) as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def finish(proc, kids, what, limit=120):
+    """Waits for a started run to end by itself; kills it (and checks that) on timeout.
+    Returns its output; checks that no rank process is left."""
+    try:
+        out = proc.communicate(timeout=limit)[0]
+        ended = True
+    except subprocess.TimeoutExpired:
+        ended = False
+        for k in children(proc.pid):
+            os.kill(k, signal.SIGKILL)
+        proc.kill()
+        out = proc.communicate()[0]
+    R.check(ended, "%s: the job ended by itself within %d s" % (what, limit))
+    t0 = time.time()
+    while any(rank_alive(k) for k in kids) and time.time() - t0 < 30:
+        time.sleep(0.5)
+    R.check(kids and not any(rank_alive(k) for k in kids),
+            "%s: no rank process left running (%s of %s)" % (what, [k for k in kids if rank_alive(k)], kids))
+    return out or ""
+
+
+def error_lines(text):
+    return [l for l in text.splitlines() if l.startswith("ntkspec: error")]
 
 
 TRAIN = """seed: 3
@@ -149,26 +237,8 @@ if section("kill"):
     R.check(len(kids) == 2, "two rank processes (%s)" % kids)
     if kids:
         os.kill(kids[-1], signal.SIGKILL)
-    try:
-        proc.communicate(timeout=120)
-        ended = True
-    except subprocess.TimeoutExpired:
-        ended = False
-        for k in children(proc.pid):
-            os.kill(k, signal.SIGKILL)
-        proc.kill()
-        proc.communicate()
-    R.check(ended and proc.returncode != 0, "killing one rank ends the job (status %s)" % proc.returncode)
-    def alive(k):
-        try:
-            with open("/proc/%d/stat" % k) as f:
-                return f.read().split()[2] != "Z"
-        except OSError:
-            return False
-    t0 = time.time()
-    while any(alive(k) for k in kids) and time.time() - t0 < 30:
-        time.sleep(0.5)
-    R.check(not any(alive(k) for k in kids), "no rank process left running (%s)" % [k for k in kids if alive(k)])
+    finish(proc, kids, "one rank killed")
+    R.check(proc.returncode != 0, "killing one rank ends the job (status %s)" % proc.returncode)
     R.check(not os.path.exists(out) and os.path.exists(out + ".partial"), "only PATH.partial is left")
     if os.path.exists(out + ".partial") and steps:
         with h5py.File(out + ".partial", "r") as f:
@@ -279,6 +349,142 @@ if section("output"):
         p = H.run(["run", cfg, "--set", "output.path=" + os.path.join(ro, "o.h5")], np=2)
         one_error_line(p, [ro], "read-only folder")
         R.check(os.listdir(ro) == [], "read-only folder: no file")
+    # a read-only mount: root may write to any folder (access(2) says yes to mode 0500 too),
+    # but not there; the check creates a probe file, so root is refused as well
+    with tmpfs("romount", "1m", ro=True) as ro:
+        if ro:
+            path = os.path.join(ro, "o.h5")
+            t0 = time.time()
+            p = H.run(["run", cfg, "--set", "output.path=" + path], np=2)
+            one_error_line(p, [ro, "Read-only file system"], "read-only mount")
+            R.check("step 0" not in p.stdout and "eigensolve" not in p.stdout,
+                    "read-only mount: refused before computing")
+            R.check(os.listdir(ro) == [], "read-only mount: no file (%s)" % os.listdir(ro))
+            print("   read-only mount: refused in %.1f s" % (time.time() - t0))
+
+# -------------------------------------------------------------------- disk --
+if section("disk"):
+    t_disk = time.time()
+    # every measurement appends the 24 x 24 kernel: the file grows at each one
+    cfg = H.write_config(tmp, "disk.yaml", TRAIN + "output: {save_ntk: true}\n")
+    p = subprocess.run(["mpirun", "-q", "-np", "2", H.NTKSPEC, "run", cfg, "--dry-run",
+                        "--set", "output.path=" + os.path.join(tmp, "d.h5")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    m = re.search(r"# output: about ([0-9.]+) MiB estimated; ([0-9.]+) MiB free in", p.stdout)
+    R.check(p.returncode == 0 and m, "--dry-run prints the output estimate: " + p.stdout[-300:])
+    est = float(m.group(1)) if m else 2.0
+    # (a) a file system smaller than the estimate: refused before anything is computed
+    small_kib = int(est * 1024 / 2)
+    with tmpfs("small", "%dk" % small_kib) as mnt:
+        if mnt:
+            out = os.path.join(mnt, "o.h5")
+            t0 = time.time()
+            p = H.run(["run", cfg, "--set", "output.path=" + out], np=2)
+            dt = time.time() - t0
+            one_error_line(p, ["not enough free space", mnt, "MiB (estimated)", "MiB free"],
+                           "%d KiB file system for an estimated %.1f MiB" % (small_kib, est))
+            m2 = re.search(r"about ([0-9.]+) MiB \(estimated\), ([0-9.]+) MiB free", p.stderr)
+            R.check(m2 and abs(float(m2.group(1)) - est) < 0.11 and float(m2.group(2)) <= small_kib / 1024 + 0.06,
+                    "the message gives the estimate and the free space: " + p.stderr.strip())
+            R.check("step" not in p.stdout and "eigensolve" not in p.stdout and "data:" not in p.stdout,
+                    "too small: refused before loading or computing anything")
+            R.check(os.listdir(mnt) == [], "too small: no file (%s)" % os.listdir(mnt))
+            R.check(dt < 20, "too small: refused at once (%.1f s)" % dt)
+            print("   %d KiB for an estimated %.2f MiB: refused in %.1f s" % (small_kib, est, dt))
+    # (b) room for the estimate, but the disk fills up during the run (a run long enough
+    # to be caught in the middle; it stops at the first write after the filling)
+    long_cfg = H.write_config(tmp, "disklong.yaml", TRAIN.replace("steps: 400", "steps: 20000")
+                              + "output: {save_ntk: true}\n")
+    p = subprocess.run(["mpirun", "-q", "-np", "2", H.NTKSPEC, "run", long_cfg, "--dry-run",
+                        "--set", "output.path=" + os.path.join(tmp, "d.h5")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    m = re.search(r"# output: about ([0-9.]+) MiB estimated", p.stdout)
+    est_long = float(m.group(1)) if m else 16.0
+    with tmpfs("full", "%dk" % (int(est_long * 1024) + 1024)) as mnt:
+        if mnt:
+            out = os.path.join(mnt, "o.h5")
+            proc = start_run(long_cfg, out, 2)
+            steps = wait_for(proc, r"step 20:", limit=120)
+            R.check(steps is not None, "disk full: the run reached step 20")
+            kids = children(proc.pid)
+            filled = fill(mnt)
+            t0 = time.time()
+            text = finish(proc, kids, "disk full")
+            dt = time.time() - t0
+            errs = error_lines(text)
+            R.check(proc.returncode not in (0, None), "disk full: non-zero exit status (%s)" % proc.returncode)
+            R.check(len(errs) == 1, "disk full: one error line, got %r" % (errs or text.splitlines()[-8:]))
+            R.check(errs and "No space left on device" in errs[0] and out + ".partial" in errs[0],
+                    "disk full: the error names the file and 'No space left on device': %r" % errs)
+            R.check(not os.path.exists(out), "disk full: no " + out)
+            status, rows = None, set()
+            if os.path.exists(out + ".partial"):
+                try:
+                    with h5py.File(out + ".partial", "r") as f:
+                        status = f.attrs["status"]
+                        rows = {f["trajectory"][k].shape[0] for k in f["trajectory"]}
+                except Exception as e:  # noqa: BLE001  a half-written file is partial too
+                    status = "unreadable (%s)" % type(e).__name__
+            R.check(status != "complete", "disk full: PATH.partial is not complete (%s)" % status)
+            # space is claimed ahead of each write: the file is consistent, and says so
+            R.check(status == "failed" and len(rows) == 1 and steps and min(rows) >= len(steps),
+                    "disk full: PATH.partial readable, status failed, every trajectory dataset with "
+                    "the same rows, at least the %d reported (%s, %s)" % (len(steps or []), status, rows))
+            print("   filled %.2f MiB after step %s: ended in %.1f s, status %d, PATH.partial %s, rows %s"
+                  % (filled / 2**20, steps[-1] if steps else "?", dt, proc.returncode, status, sorted(rows)))
+            print("   " + (errs[0] if errs else "(no error line)"))
+            # the folder is usable again once there is room: nothing stale blocks it
+            os.unlink(os.path.join(mnt, "filler"))
+            p = H.run(["run", cfg, "-q", "--set", "output.path=" + out, "--set", "output.overwrite=true"], np=2)
+            R.check(p.returncode == 0, "after freeing space a new run completes: " + p.stderr[-300:])
+            R.check(sorted(os.listdir(mnt)) == ["o.h5"], "only o.h5 is left (%s)" % os.listdir(mnt))
+            if os.path.exists(out):
+                with h5py.File(out, "r") as f:
+                    st, T = f.attrs["status"], f["trajectory/step"].shape[0]
+                    ntk = f["trajectory/ntk"].shape
+                size = os.path.getsize(out) / 2**20
+                R.check(st == "complete" and T == 41 and ntk == (41, 24, 24), "complete, 41 rows (%s, %d)" % (st, T))
+                R.check(size <= est <= 8 * size + 2.0, "the estimate %.2f MiB bounds the file (%.2f MiB), generously"
+                        % (est, size))
+                print("   fresh run: %.2f MiB written, %.2f MiB estimated" % (size, est))
+    # (c) a periodic checkpoint that no longer fits keeps the previous checkpoint (the
+    # output itself hardly grows between measurements here)
+    ck_cfg = H.write_config(tmp, "diskck.yaml", TRAIN.replace("steps: 400", "steps: 20000").replace(
+        "measure_every: 10}", "measure_every: 1000, checkpoint_every: 5000}"))
+    with tmpfs("ckfull", "%dk" % (int(est * 1024) + 2048)) as mnt:
+        if mnt:
+            out = os.path.join(mnt, "c.h5")
+            ck = out + ".ckpt"
+            proc = start_run(ck_cfg, out, 2)
+            seen = wait_for(proc, r"checkpoint at step 5000:", limit=120)
+            R.check(seen is not None, "checkpoint: the first periodic checkpoint was written")
+            kids = children(proc.pid)
+            good = open(ck, "rb").read() if os.path.exists(ck) else b""
+            fill(mnt)
+            text = finish(proc, kids, "checkpoint on a full disk")
+            errs = error_lines(text)
+            R.check(proc.returncode not in (0, None) and len(errs) == 1 and "No space left on device" in errs[0],
+                    "checkpoint on a full disk: one error line with 'No space left on device': %r (status %s)"
+                    % (errs or text.splitlines()[-6:], proc.returncode))
+            R.check(errs and ck + ".new.partial" in errs[0], "the error names the checkpoint file: %r" % errs)
+            R.check(good and os.path.exists(ck) and open(ck, "rb").read() == good,
+                    "the previous checkpoint is kept byte for byte")
+            R.check(not os.path.exists(ck + ".new") and not os.path.exists(ck + ".new.partial"),
+                    "the half-written checkpoint is removed (%s)" % os.listdir(mnt))
+            R.check(not os.path.exists(out), "checkpoint on a full disk: no " + out)
+            print("   " + (errs[0] if errs else "(no error line)"))
+            os.unlink(os.path.join(mnt, "filler"))
+            p = H.run(["run", ck_cfg, "-q", "--resume", "--set", "output.path=" + out,
+                       "--set", "train.steps=6000"], np=2)
+            R.check(p.returncode == 0 and os.path.exists(out), "the kept checkpoint resumes: " + p.stderr[-300:])
+            if os.path.exists(out):
+                with h5py.File(out, "r") as f:
+                    R.check(f.attrs["status"] == "complete" and f.attrs["last_resume_step"] == 5000
+                            and f["trajectory/step"][-1] == 6000,
+                            "resumed from step 5000 to completion")
+    print("   disk section: %.1f s" % (time.time() - t_disk))
 
 shutil.rmtree(tmp, ignore_errors=True)
 sys.exit(R.finish())
