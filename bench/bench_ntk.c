@@ -60,6 +60,7 @@ int main(int argc, char **argv) {
   int L = argc > 3 ? atoi(argv[3]) : 4, nb = argc > 4 ? atoi(argv[4]) : 64;
   int rows = argc > 6 ? atoi(argv[5]) : 0, cols = argc > 6 ? atoi(argv[6]) : 0;
   ntk_log_init(MPI_COMM_WORLD, 1);
+  ntk_memory_init(); /* the allocator setting ntkspec run uses */
   double baseline = ntk_current_rss_bytes();
   ntk_config cfg;
   ntk_config_defaults(&cfg);

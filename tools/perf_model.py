@@ -6,7 +6,7 @@ headline problem on a cluster.
 
     tools/perf_model.py calibrate --cores C [--fit SUBSTR] [--save rates.json] FILE.h5...
         fit the parameters on the files whose name contains SUBSTR (default: all), then
-        print measured against model for every file, phase by phase
+        print measured (median over repeats of a configuration) against model, phase by phase
     tools/perf_model.py predict --rates rates.json [--N 65536 --n 65536 --L 8] ...
 
 Work per NTK evaluation (structured method, k outputs, p = 2m Fourier features):
@@ -192,21 +192,43 @@ def fit(runs, cores, cache_mb):
     return m
 
 
+def group(runs):
+    """Repeats of one configuration (N, n, L, P) as one row: the median of each phase (a
+    run on a shared node scatters; the median is what a repeat is expected to give) and
+    the spread (max/min - 1)."""
+    by = {}
+    for r in runs:
+        by.setdefault((r["N"], r["n"], r["L"], r["P"]), []).append(r)
+    out = []
+    for (N, n, L, P), rs in sorted(by.items()):
+        t, spread = {}, {}
+        for ph in PHASES:
+            v = sorted(r["t"][ph] for r in rs)
+            k = len(v)
+            t[ph] = v[k // 2] if k % 2 else 0.5 * (v[k // 2 - 1] + v[k // 2])
+            spread[ph] = v[-1] / v[0] - 1.0 if v[0] > 0 else 0.0
+        out.append({"N": N, "n": n, "L": L, "P": P, "t": t, "spread": spread, "runs": rs})
+    return out
+
+
 def compare(m, runs, cores, fitted):
     print("parameters: rates per core (flop/s; hadamard: entry updates/s) " +
           ", ".join("%s %.3g" % (k, v) for k, v in m["rates"].items()))
     print("            beta %.3g B/s per rank, memory bandwidth %.3g B/s (matrix in cache: %.3g), "
           "eigensolve overhead on several ranks kappa %.2f" % (m["beta"], m["mem_bw"], m["mem_bw_cache"], m["kappa"]))
-    print("%-36s %3s %5s %10s %10s %7s" % ("run", "P", "fit", "measured", "model", "error"))
+    print("measured: median over the repeats of a configuration (spread: max/min - 1)")
+    print("%6s %6s %3s %3s %4s %5s %10s %10s %7s %7s" % ("N", "n", "L", "P", "runs", "fit", "measured",
+                                                       "model", "error", "spread"))
     worst = 0.0
-    for r in sorted(runs, key=lambda r: (r["N"], r["n"], r["L"], r["P"], r["file"])):
-        t = predict(m, r["N"], r["n"], r["L"], r["P"], cores)
+    for c in group(runs):
+        t = predict(m, c["N"], c["n"], c["L"], c["P"], cores)
+        fit = "yes" if all(r["file"] in fitted for r in c["runs"]) else "no"
         for ph in PHASES:
-            e = (t[ph] - r["t"][ph]) / r["t"][ph] if r["t"][ph] > 0 else float("nan")
+            e = (t[ph] - c["t"][ph]) / c["t"][ph] if c["t"][ph] > 0 else float("nan")
             worst = max(worst, abs(e))
-            print("%-36s %3d %5s %10.3f %10.3f %+6.0f%%  %s" % (
-                os.path.basename(r["file"]), r["P"], "yes" if r["file"] in fitted else "no",
-                r["t"][ph], t[ph], 100 * e, ph))
+            print("%6d %6d %3d %3d %4d %5s %10.3f %10.3f %+6.0f%% %6.0f%%  %s" % (
+                c["N"], c["n"], c["L"], c["P"], len(c["runs"]), fit, c["t"][ph], t[ph], 100 * e,
+                100 * c["spread"][ph], ph))
     print("largest error: %.0f%%" % (100 * worst))
     return worst
 
