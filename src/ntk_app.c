@@ -207,8 +207,10 @@ static int run_pipeline(run_opts *o, run_state *st) {
     ntk_log_info("NTK: %s method, %s network", ntk_config_enum_name("ntk.method", cfg->ntk.method),
                  ntk_config_enum_name("ntk.network", cfg->ntk.network));
     const int K = tr->K;
-    ntk_log_info("eigensolve: %s, %s%d eigenvalues%s", ntk_eig_resolve(cfg->eigensolver.type, D->n_train, K,
-                 tr->want_vectors), K < D->n_train ? "top " : "all ", K, tr->want_vectors ? " with vectors" : "");
+    const char *solver = ntk_eig_resolve(cfg->eigensolver.type, D->n_train, K, tr->want_vectors);
+    NTK_CHECK(ntk_output_attr_string(out, "/", "eigensolver_used", solver));
+    ntk_log_info("eigensolve: %s, %s%d eigenvalues%s", solver, K < D->n_train ? "top " : "all ", K,
+                 tr->want_vectors ? " with vectors" : "");
     int diverged = 0;
     NTK_CHECK(ntk_train_measure(tr, 0, &diverged));
     first_measured = 1;

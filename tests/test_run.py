@@ -113,6 +113,9 @@ for name in ["format", "format_version", "version", "config", "status", "command
              "slurm_job_id", "start_utc", "end_utc"]:
     R.check(name in a, "root attribute %s" % name)
 R.check(a["format"] == "ntkspec" and a["status"] == "complete", "format/status attributes")
+# the default solver 'auto' is recorded as configured, and what it ran as (N = 23: pdsyevr)
+R.check(a["eigensolver"] == "auto" and a.get("eigensolver_used") == "pdsyevr",
+        "eigensolver %s, used %s" % (a["eigensolver"], a.get("eigensolver_used")))
 R.check(ref["trajectory/step"][()].tolist() == [0], "trajectory/step == [0]")
 shapes = {"data/x_train": (23, 3), "data/y_train": (23, 2), "data/x_test": (5, 3),
           "params/step_0/G": (4, 3), "params/step_0/W0": (16, 8), "params/step_0/b0": (16,),
