@@ -205,14 +205,19 @@ grid: {block_size: 32}
             P = int(fit.group(1))
             print("   estimate %.1f MiB on 1 rank, limit %.1f MiB: %d ranks would fit" % (est1, limit, P))
             R.check(2 <= P <= 8, "a plausible rank count (%d)" % P)
-            if P <= 4:
+            # the promise rests on the 1-rank runtime baseline; under AddressSanitizer
+            # (scripts/sanitize.sh sets ASAN_OPTIONS) the baseline is the sanitizer's and
+            # grows with the rank count, so the promise is only checked natively
+            if "ASAN_OPTIONS" in os.environ:
+                print("   sanitizer build: the rank-count promise is not checked")
+            elif P <= 4:
                 q = dry(P, ["--set", "memory.limit_mb=%.3f" % limit])
                 R.check(q.returncode == 0 and "EXCEEDED" not in q.stdout,
                         "%d ranks fit the limit, as promised: %s" % (P, q.stdout[-300:]))
                 q = H.run(["run", cfg, "-q", "--set", "output.path=" + out, "--set", "output.overwrite=true",
                            "--set", "memory.limit_mb=%.3f" % limit], np=P)
                 R.check(q.returncode == 0 and os.path.exists(out), "the run on %d ranks completes" % P)
-            if P > 2:
+            if P > 2 and "ASAN_OPTIONS" not in os.environ:
                 q = dry(P - 1, ["--set", "memory.limit_mb=%.3f" % limit])
                 R.check("EXCEEDED" in q.stdout, "%d ranks do not fit" % (P - 1))
         # SLURM's allocation is the default limit
