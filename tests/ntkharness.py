@@ -4,6 +4,7 @@ The ctest harness sets NTKSPEC (the binary) and the Open MPI variables needed as
 for 4 ranks on 2 cores; nothing here changes a user's environment."""
 import os
 import subprocess
+import sys
 import tempfile
 
 NTKSPEC = os.environ.get("NTKSPEC") or os.path.join(
@@ -49,3 +50,13 @@ class Report:
 
 def tmpdir():
     return tempfile.mkdtemp(prefix="ntkspec-test-")
+
+
+def section(name, only=None):
+    """Whether to run the test script's section `name`: every section when the script got
+    no arguments, else only those it names (`test_x.py kill disk`); prints a header."""
+    only = sys.argv[1:] if only is None else only
+    run = not only or name in only
+    if run:
+        print("--", name, flush=True)
+    return run

@@ -36,14 +36,7 @@ import ntkharness as H  # noqa: E402
 
 R = H.Report()
 tmp = H.tmpdir()
-ONLY = sys.argv[1:]
-
-
-def section(name):
-    run = not ONLY or name in ONLY
-    if run:
-        print("--", name, flush=True)
-    return run
+section = H.section
 
 
 def one_error_line(p, words, what):

@@ -22,14 +22,7 @@ import ntkharness as H  # noqa: E402
 
 R = H.Report()
 tmp = H.tmpdir()
-ONLY = sys.argv[1:]
-
-
-def section(name):
-    run = not ONLY or name in ONLY
-    if run:
-        print("--", name, flush=True)
-    return run
+section = H.section
 
 
 def run_cfg(name, text, np_=2, extra=(), expect=0):
