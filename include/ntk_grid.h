@@ -82,6 +82,10 @@ int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *
  * more for the call.  panel_mb bounds the gathered panels per rank. */
 int ntk_dmat_gemm_abt_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
                                ntk_dmat *C, double panel_mb);
+/* The panel width, in columns of K, that the gathered products cut for C := A B^T with A
+ * am x K and B bm x K (same: B is A) within panel_mb MiB per rank: the same on every rank;
+ * the memory estimate uses it too. */
+int ntk_dmat_panel_columns(const ntk_grid *g, int am, int bm, int K, int same, double panel_mb);
 /* The gathered products keep their panel buffers for the next call (same phase, similar
  * shapes); this frees them.  The forward pass and the NTK assembly call it at their end. */
 void ntk_dmat_panels_release(void);

@@ -318,6 +318,20 @@ void ntk_dmat_panels_release(void) {
   }
 }
 
+int ntk_dmat_panel_columns(const ntk_grid *g, int am, int bm, int K, int same, double panel_mb) {
+  /* the gathered panels take (mloc + [B's mloc] + nloc) * kb doubles.  Every rank must cut
+   * the same panels (they are collective), so the sizes are process (0, 0)'s, the largest,
+   * not this rank's. */
+  const int nb = g->nb, step = nb * g->npcol;
+  double rows_all = (double)numroc_(&am, &nb, &izero, &izero, &g->nprow) +
+                    (same ? 0 : numroc_(&bm, &nb, &izero, &izero, &g->nprow)) +
+                    numroc_(&bm, &nb, &izero, &izero, &g->npcol) + 1;
+  int kb = (int)(panel_mb * 1048576.0 / 8.0 / rows_all);
+  kb = kb / step * step;
+  if (kb < step) kb = step;
+  return kb > K ? K : kb;
+}
+
 /* My rows of X's global columns [k0, k1), column-major: in place when one grid column
  * holds them all, else gathered along the grid row into `out` (`pack` is scratch). */
 static const double *row_panel(const ntk_dmat *X, int k0, int k1, int *cnt, int *dsp, double *pack,
@@ -354,17 +368,7 @@ static int gathered_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, doub
   if (B->n != K || C->m != A->m || C->n != Nb)
     return ntk_err_set(NTK_ERR_INTERNAL, "gathered A*B^T: A %d x %d, B %d x %d, C %d x %d", A->m, K,
                        Nb, B->n, C->m, C->n);
-  /* panel of kb global columns; the gathered panels take (mloc + [B's mloc] + nloc) * kb
-   * doubles.  Every rank must cut the same panels (they are collective), so the sizes are
-   * process (0, 0)'s, the largest, not this rank's. */
-  const int Mr = A->m;
-  double rows_all = (double)numroc_(&Mr, &nb, &izero, &izero, &g->nprow) +
-                    (same ? 0 : numroc_(&Nb, &nb, &izero, &izero, &g->nprow)) +
-                    numroc_(&Nb, &nb, &izero, &izero, &g->npcol) + 1;
-  int kb = (int)(panel_mb * 1048576.0 / 8.0 / rows_all);
-  kb = kb / (nb * g->npcol) * (nb * g->npcol);
-  if (kb < nb * g->npcol) kb = nb * g->npcol;
-  if (kb > K) kb = K;
+  const int kb = ntk_dmat_panel_columns(g, A->m, Nb, K, same, panel_mb);
   int err = NTK_OK;
   const size_t rmax = (size_t)(A->mloc > B->mloc ? A->mloc : B->mloc);
   int *cnt = calloc((size_t)(g->npcol > g->nprow ? g->npcol : g->nprow), sizeof(int));
@@ -375,10 +379,10 @@ static int gathered_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, doub
   double *pack = panel(PANEL_PACK, rmax * kb + 1);
   double *recv = panel(PANEL_RECV, (size_t)C->nloc * kb + 1);
   int *rowidx = malloc(sizeof(int) * ((rmax > (size_t)C->nloc ? rmax : (size_t)C->nloc) + 1));
-  if (!cnt || !dsp || !arow || (!same && !brow) || !acol || !pack || !recv || !rowidx) {
+  if (!cnt || !dsp || !arow || (!same && !brow) || !acol || !pack || !recv || !rowidx)
     err = ntk_err_set(NTK_ERR_MEMORY, "out of memory for gathered panels (%.0f MiB)", panel_mb);
-    goto done;
-  }
+  /* a rank that could not allocate must not leave the others in the panel exchanges */
+  if ((err = ntk_err_sync(g->comm, err))) goto done;
   for (int k0 = 0; k0 < K; k0 += kb) {
     const int k1 = k0 + kb < K ? k0 + kb : K, kp = k1 - k0;
     /* 1. my rows of A and of B, all panel columns */
@@ -481,7 +485,7 @@ int ntk_dmat_gemm_abt_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *
    * matrix, so compute C^T = B A^T instead, which leaves B's rows where they are and
    * gathers A's, and transpose the small result into C */
   ntk_dmat T;
-  int err = ntk_dmat_create(A->g, B->m, A->m, &T);
+  int err = ntk_err_sync(A->g->comm, ntk_dmat_create(A->g, B->m, A->m, &T));
   if (!err) err = gathered_abt(1.0, B, A, 0.0, &T, 0, panel_mb);
   if (!err)
     pdtran_(&C->m, &C->n, &alpha, T.a, &ione, &ione, T.desc, &beta, C->a, &ione, &ione, C->desc);

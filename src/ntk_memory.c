@@ -41,11 +41,7 @@ static double gathered_bytes(const ntk_grid *g, int am, int bm, int K, int same,
   double ma = numroc_(&am, &g->nb, &zero, &zero, &g->nprow);
   double mb = same ? 0.0 : numroc_(&bm, &g->nb, &zero, &zero, &g->nprow);
   double nc = numroc_(&bm, &g->nb, &zero, &zero, &g->npcol);
-  const int step = g->nb * g->npcol;
-  double kb = floor(panel_mb * MIB / 8.0 / (ma + mb + nc + 1.0));
-  kb = floor(kb / step) * step;
-  if (kb < step) kb = step;
-  if (kb > K) kb = K;
+  double kb = ntk_dmat_panel_columns(g, am, bm, K, same, panel_mb);
   double gather = g->npcol > 1 ? ma + mb + max2(ma, mb) / g->npcol : 0.0;
   return 8.0 * kb * (2.0 * nc + gather);
 }
