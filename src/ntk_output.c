@@ -237,6 +237,22 @@ static double padded(int x) {
   return ceil((double)x / c) * c;
 }
 
+#ifdef FALLOC_FL_KEEP_SIZE
+/* The outcome of claiming disk blocks for `o` (errno e, 0: claimed): a file system that
+ * cannot claim ahead turns claiming off; any other failure is the run's one error line. */
+static int claim_result(ntk_output *o, int e) {
+  if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+    o->no_reserve = 1;
+    return NTK_OK;
+  }
+  if (e == 0) return NTK_OK;
+  char dir[1100];
+  ntk_path_dirname(o->partial, dir, sizeof dir);
+  return ntk_err_set(NTK_ERR_RUNTIME, "output: cannot write %s: %s (%.1f MiB free in %s)",
+                     o->partial, strerror(e), free_bytes(dir) / MIB, dir);
+}
+#endif
+
 /* Collective: claim the disk blocks of the next `bytes` the file grows by, plus 1 MiB for
  * HDF5's metadata, before HDF5 writes them.  A disk that filled up since the last claim
  * is then an error here, agreed by all ranks while HDF5's file is still consistent,
@@ -263,14 +279,7 @@ static int reserve(ntk_output *o, double bytes) {
         o->reserved = (double)(from + len);
     }
     if (e == 0) o->seen_size = (double)st.st_size;
-    if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
-      o->no_reserve = 1;
-    } else if (e != 0) {
-      char dir[1100];
-      ntk_path_dirname(o->partial, dir, sizeof dir);
-      rc = ntk_err_set(NTK_ERR_RUNTIME, "output: cannot write %s: %s (%.1f MiB free in %s)",
-                       o->partial, strerror(e), free_bytes(dir) / MIB, dir);
-    }
+    rc = claim_result(o, e);
   }
 #else
   (void)bytes;
@@ -314,17 +323,11 @@ static int prepare_create(ntk_output *o, int overwrite) {
   int fd = open(o->partial, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = 0;
   if (fd < 0 || fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)MIB) != 0) e = errno;
   if (fd >= 0) close(fd);
-  if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
-    o->no_reserve = 1;
-  } else if (e != 0) {
-    char dir[1024];
-    ntk_path_dirname(o->path, dir, sizeof dir);
+  if (claim_result(o, e) != NTK_OK) {
     unlink(o->partial);
-    return ntk_err_set(NTK_ERR_RUNTIME, "output: cannot write %s: %s (%.1f MiB free in %s)",
-                       o->partial, strerror(e), free_bytes(dir) / MIB, dir);
-  } else {
-    o->reserved = MIB;
+    return NTK_ERR_RUNTIME;
   }
+  if (e == 0) o->reserved = MIB;
 #endif
   return NTK_OK;
 }
