@@ -4,7 +4,7 @@
  * as it is (corrupt and truncated files).  Any other input describes a well-formed but
  * hostile file, which the harness writes through the HDF5 API: for each of x, y, x_test,
  * y_test whether it is absent, a dataset, a group or a dangling link; its rank (0 to 3),
- * element type (integers, floats of both byte orders, strings, compounds), shape, layout,
+ * element type (integers, floats of both byte orders, float16, strings, compounds), shape, layout,
  * and raw element bytes (so NaN and Inf appear); plus data.n_train, data.n_test and the
  * block size.  Structured inputs reach the loader's own logic every time instead of dying
  * in the HDF5 superblock parser, which is not ours to fuzz.
@@ -84,7 +84,14 @@ static hid_t element_type(int code) {
     case 6: return H5Tcopy(H5T_NATIVE_LLONG);
     case 7: return H5Tcopy(H5T_NATIVE_ULLONG);
     case 8: return H5Tcopy(H5T_NATIVE_FLOAT);
-    case 9: case 10: return H5Tcopy(H5T_NATIVE_DOUBLE);
+    case 9: return H5Tcopy(H5T_NATIVE_DOUBLE);
+    case 10: { /* IEEE half precision as h5py writes numpy's float16 */
+      hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+      H5Tset_fields(t, 15, 10, 5, 0, 10);
+      H5Tset_size(t, 2);
+      H5Tset_ebias(t, 15);
+      return t;
+    }
     case 11: return H5Tcopy(H5T_IEEE_F64BE);
     case 12: return H5Tcopy(H5T_STD_I32BE);
     case 13: {

@@ -642,6 +642,31 @@ static void h5_quiet_on(h5_quiet *q) {
 }
 static void h5_quiet_off(const h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
 
+/* Bit fields [pos, pos + size) of a type's precision window must lie inside it. */
+static int h5_field_inside(size_t pos, size_t size, size_t lo, size_t hi) {
+  return size >= 1 && pos >= lo && pos + size <= hi;
+}
+
+/* Element types whose conversion to double HDF5 defines: integers of any sign, order and
+ * precision, floats whose sign, exponent and mantissa fields are disjoint and lie inside
+ * the type (IEEE single and double, h5py's float16).  A corrupt file can describe a 0-bit
+ * integer or overlapping float fields, for which HDF5's converters return garbage or fail
+ * in one driver and not another; such types are refused by name. */
+static int h5_type_supported(hid_t ty) {
+  const size_t bits = 8 * H5Tget_size(ty), off = H5Tget_offset(ty), prec = H5Tget_precision(ty);
+  if (bits == 0 || bits > 64 || !h5_field_inside(off, prec, 0, bits)) return 0;
+  const H5T_order_t order = H5Tget_order(ty);
+  if (order != H5T_ORDER_LE && order != H5T_ORDER_BE) return 0;
+  if (H5Tget_class(ty) == H5T_INTEGER) return 1;
+  size_t spos, epos, esize, mpos, msize;
+  if (H5Tget_fields(ty, &spos, &epos, &esize, &mpos, &msize) < 0) return 0;
+  const size_t hi = off + prec;
+  return h5_field_inside(spos, 1, off, hi) && h5_field_inside(epos, esize, off, hi) &&
+         h5_field_inside(mpos, msize, off, hi) && esize >= 2 && esize <= 16 &&
+         (spos < mpos || spos >= mpos + msize) && (spos < epos || spos >= epos + esize) &&
+         (mpos + msize <= epos || epos + esize <= mpos);
+}
+
 static int h5_inspect(hid_t file, const char *path, const char *name, h5_info *info) {
   memset(info, 0, sizeof *info);
   htri_t ex = H5Lexists(file, name, H5P_DEFAULT);
@@ -656,6 +681,12 @@ static int h5_inspect(hid_t file, const char *path, const char *name, h5_info *i
   if (nd >= 1 && nd <= 2) H5Sget_simple_extent_dims(sp, dims, NULL);
   if (cl != H5T_INTEGER && cl != H5T_FLOAT)
     rc = ntk_err_set(NTK_ERR_INPUT, "%s: dataset \"%s\" is not numeric", path, name);
+  else if (!h5_type_supported(ty))
+    rc = ntk_err_set(NTK_ERR_INPUT,
+                     "%s: dataset \"%s\" has an unusable %s type (%zu bytes, %zu-bit precision:"
+                     " corrupt or not a plain integer or floating-point type)",
+                     path, name, cl == H5T_INTEGER ? "integer" : "float", H5Tget_size(ty),
+                     H5Tget_precision(ty));
   else if (nd < 1 || nd > 2)
     rc = ntk_err_set(NTK_ERR_INPUT,
                      "%s: dataset \"%s\" has rank %d, expected 2 (samples x features) or 1",
@@ -793,13 +824,44 @@ static int h5_read_rows(const ntk_config *cfg, hid_t file, const char *name, con
   return ntk_err_sync(g->comm, rc);
 }
 
+static int shape_hdf5(const ntk_config *cfg, int *n_train, int *n_test, int *d, int *k) {
+  const char *path = cfg->data.path;
+  if (!path[0])
+    return ntk_err_set(NTK_ERR_INPUT, "data.path: data.source: hdf5 needs the file's path");
+  if (access(path, R_OK) != 0)
+    return ntk_err_set(NTK_ERR_INPUT, "%s: cannot read the data file (%s)", path, strerror(errno));
+  h5_quiet q;
+  h5_quiet_on(&q);
+  hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  int rc = NTK_OK;
+  h5_info info[4];
+  if (file < 0)
+    rc = ntk_err_set(NTK_ERR_INPUT, "%s: not an HDF5 file or unreadable", path);
+  else
+    rc = h5_plan(cfg, file, info, n_train, n_test);
+  if (file >= 0) H5Fclose(file);
+  h5_quiet_off(&q);
+  if (rc) return rc;
+  *d = info[0].cols;
+  *k = info[1].cols;
+  return NTK_OK;
+}
+
 static int load_hdf5(const ntk_config *cfg, const ntk_grid *g, ntk_data *D) {
   const char *path = cfg->data.path;
   int rc = NTK_OK;
   if (!path[0])
     return ntk_err_set(NTK_ERR_INPUT, "data.path: data.source: hdf5 needs the file's path");
-  if (access(path, R_OK) != 0)
+  if (access(path, R_OK) != 0) /* on every rank: nodes may not share the folder */
     rc = ntk_err_set(NTK_ERR_INPUT, "%s: cannot read the data file (%s)", path, strerror(errno));
+  NTK_CHECK(ntk_err_sync(g->comm, rc));
+  /* Rank 0 checks the file as the dry run does (HDF5's serial driver) before the MPI-IO
+   * open: on a corrupt superblock Open MPI's I/O layer prints its own errors to stderr and
+   * HDF5's MPI-IO driver may go on where the serial one refuses the file. */
+  if (g->rank == 0) {
+    int sn, st, sd, sk;
+    rc = shape_hdf5(cfg, &sn, &st, &sd, &sk);
+  }
   NTK_CHECK(ntk_err_sync(g->comm, rc));
   h5_quiet q;
   h5_quiet_on(&q);
@@ -826,29 +888,6 @@ static int load_hdf5(const ntk_config *cfg, const ntk_grid *g, ntk_data *D) {
     snprintf(D->description, sizeof D->description, "hdf5: %.200s (%d of %d rows)", path,
              D->n_train, info[0].rows);
   return rc;
-}
-
-static int shape_hdf5(const ntk_config *cfg, int *n_train, int *n_test, int *d, int *k) {
-  const char *path = cfg->data.path;
-  if (!path[0])
-    return ntk_err_set(NTK_ERR_INPUT, "data.path: data.source: hdf5 needs the file's path");
-  if (access(path, R_OK) != 0)
-    return ntk_err_set(NTK_ERR_INPUT, "%s: cannot read the data file (%s)", path, strerror(errno));
-  h5_quiet q;
-  h5_quiet_on(&q);
-  hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  int rc = NTK_OK;
-  h5_info info[4];
-  if (file < 0)
-    rc = ntk_err_set(NTK_ERR_INPUT, "%s: not an HDF5 file or unreadable", path);
-  else
-    rc = h5_plan(cfg, file, info, n_train, n_test);
-  if (file >= 0) H5Fclose(file);
-  h5_quiet_off(&q);
-  if (rc) return rc;
-  *d = info[0].cols;
-  *k = info[1].cols;
-  return NTK_OK;
 }
 
 /* ------------------------------------------------------------------------------------ */

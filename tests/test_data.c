@@ -482,9 +482,19 @@ static void h5_write(hid_t f, const char *name, hid_t memtype, hid_t filetype, i
   H5Sclose(sp);
 }
 
-enum { H5_GOOD, H5_NAN, H5_INF_YTEST, H5_MISMATCH, H5_NO_Y, H5_RANK3, H5_Y1D, H5_NO_YTEST };
+enum { H5_GOOD, H5_NAN, H5_INF_YTEST, H5_MISMATCH, H5_NO_Y, H5_RANK3, H5_Y1D, H5_NO_YTEST, H5_NARROW };
 
-/* rank 0 writes; x (23, 4) float64, y (23, 2) int32, x_test (7, 4) float32, y_test (7, 2). */
+/* IEEE half precision as h5py stores numpy's float16 (exact for xval's test rows). */
+static hid_t h5_float16(void) {
+  hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+  H5Tset_fields(t, 15, 10, 5, 0, 10);
+  H5Tset_size(t, 2);
+  H5Tset_ebias(t, 15);
+  return t;
+}
+
+/* rank 0 writes; x (23, 4) float64, y (23, 2) int32, x_test (7, 4) float32, y_test (7, 2);
+ * H5_NARROW stores y as 12-bit integers and x_test as float16. */
 static void make_h5(const char *path, int kind) {
   if (rank == 0) {
     const int n = 23, nt = 7;
@@ -501,6 +511,14 @@ static void make_h5(const char *path, int kind) {
       for (int j = 0; j < 2; ++j) yt[i * 2 + j] = (int)yval(i + 100, j);
     if (kind == H5_NAN) x[13 * 4 + 2] = NAN;
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ytype = H5Tcopy(H5T_STD_I32LE), xttype = H5Tcopy(H5T_IEEE_F32LE);
+    if (kind == H5_NARROW) {
+      H5Tclose(ytype);
+      H5Tclose(xttype);
+      ytype = H5Tcopy(H5T_STD_I16BE);
+      H5Tset_precision(ytype, 12);
+      xttype = h5_float16();
+    }
     if (kind == H5_RANK3)
       h5_write(f, "x", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 3, n, 2, x);
     else
@@ -510,9 +528,9 @@ static void make_h5(const char *path, int kind) {
     else if (kind == H5_Y1D)
       h5_write(f, "y", H5T_NATIVE_INT, H5T_STD_I32LE, 1, n, 1, y);
     else if (kind != H5_NO_Y)
-      h5_write(f, "y", H5T_NATIVE_INT, H5T_STD_I32LE, 2, n, 2, y);
+      h5_write(f, "y", H5T_NATIVE_INT, ytype, 2, n, 2, y);
     if (kind != H5_Y1D) {
-      h5_write(f, "x_test", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 2, nt, 4, xtf);
+      h5_write(f, "x_test", H5T_NATIVE_FLOAT, xttype, 2, nt, 4, xtf);
       if (kind == H5_INF_YTEST) {
         double ytd[7 * 2];
         for (int e = 0; e < 14; ++e) ytd[e] = yt[e];
@@ -522,6 +540,8 @@ static void make_h5(const char *path, int kind) {
         h5_write(f, "y_test", H5T_NATIVE_INT, H5T_STD_I32LE, 2, nt, 2, yt);
       }
     }
+    H5Tclose(ytype);
+    H5Tclose(xttype);
     H5Fclose(f);
   }
   MPI_Barrier(MPI_COMM_WORLD);
@@ -529,15 +549,16 @@ static void make_h5(const char *path, int kind) {
 
 static void test_hdf5(const ntk_grid *g) {
   char path[512];
-  snprintf(path, sizeof path, "%s/good.h5", tmpdir);
-  make_h5(path, H5_GOOD);
   ntk_config c;
   base_cfg(&c, NTK_DATA_HDF5);
-  snprintf(c.data.path, sizeof c.data.path, "%s", path);
-  for (int sub = 0; sub < 2; ++sub) {
-    c.data.n_train = sub ? 10 : 0;
-    c.data.n_test = sub ? 3 : 0;
-    const int n = sub ? 10 : 23, nt = sub ? 3 : 7;
+  /* all rows and the first rows; then all rows of the file with narrow element types */
+  for (int sub = 0; sub < 3; ++sub) {
+    snprintf(path, sizeof path, "%s/%s.h5", tmpdir, sub < 2 ? "good" : "narrow");
+    if (sub != 1) make_h5(path, sub < 2 ? H5_GOOD : H5_NARROW);
+    snprintf(c.data.path, sizeof c.data.path, "%s", path);
+    c.data.n_train = sub == 1 ? 10 : 0;
+    c.data.n_test = sub == 1 ? 3 : 0;
+    const int n = sub == 1 ? 10 : 23, nt = sub == 1 ? 3 : 7;
     ntk_data D;
     int rc = ntk_data_load(&c, g, &D);
     CHECK(rc == NTK_OK, "hdf5 load: %s", ntk_err_message());
