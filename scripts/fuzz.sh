@@ -2,7 +2,9 @@
 # Bounded libFuzzer run of every fuzz target (docs/HARDENING.md): builds build-fuzz with
 # clang (-DNTK_FUZZ=ON: libFuzzer + ASan + UBSan) and fuzzes each target for
 # NTK_FUZZ_SECONDS (default 20) seconds, starting from the checked-in corpus
-# fuzz/corpus/<target> (read only; new inputs go to a scratch folder).  Any crash, leak,
+# fuzz/corpus/<target> (read only; new inputs go to a scratch folder), with libFuzzer's
+# random seed NTK_FUZZ_SEED (default 1, so that CI's run is the same walk every time and a
+# failure reproduces; 0 = a new random walk each run, for longer campaigns).  Any crash, leak,
 # timeout or failed property stops with the reproducer in build-fuzz/artifacts/: fix the
 # bug, then add the file to fuzz/corpus/<target>/ so that ctest (fuzz_replay_<target>)
 # replays it in every build from then on.  Arguments: target names (default: all).
@@ -11,6 +13,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 BUILD=${NTK_FUZZ_BUILD:-build-fuzz}
 SECS=${NTK_FUZZ_SECONDS:-20}
+SEED=${NTK_FUZZ_SEED:-1}
 TARGETS=("$@")
 if [ "${#TARGETS[@]}" -eq 0 ]; then TARGETS=(config idx hdf5); fi
 cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNTK_FUZZ=ON \
@@ -32,13 +35,13 @@ status=0
 for t in "${TARGETS[@]}"; do
   work=$(mktemp -d)
   log="$ART/fuzz_$t.log"
-  if "$BUILD/fuzz/fuzz_$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
+  if "$BUILD/fuzz/fuzz_$t" -max_total_time="$SECS" -seed="$SEED" -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="$ART/$t-" -print_final_stats=1 "$work" "fuzz/corpus/$t" >"$log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-    echo "fuzz_$t: ${SECS}s, ${runs:-?} inputs, no crash"
+    echo "fuzz_$t: ${SECS}s, seed $SEED, ${runs:-?} inputs, no crash"
   else
     status=1
-    echo "fuzz_$t: FAILED (log $log); reproducer:"
+    echo "fuzz_$t: FAILED (seed $SEED, log $log); reproducer:"
     ls "$ART" | grep "^$t-" || true
     grep -v "# Uses" "$log" | tail -60
   fi
