@@ -4,9 +4,9 @@
  * as it is (corrupt and truncated files).  Any other input describes a well-formed but
  * hostile file, which the harness writes through the HDF5 API: for each of x, y, x_test,
  * y_test whether it is absent, a dataset, a group or a dangling link; its rank (0 to 3),
- * element type (integers, floats of both byte orders, float16, strings, compounds), shape, layout,
- * and raw element bytes (so NaN and Inf appear); plus data.n_train, data.n_test and the
- * block size.  Structured inputs reach the loader's own logic every time instead of dying
+ * element type (integers, floats of both byte orders, float16, strings, compounds), shape,
+ * layout (contiguous, chunked, compact), and raw element bytes (so NaN and Inf appear);
+ * plus data.n_train, data.n_test and the block size.  Structured inputs reach the loader's own logic every time instead of dying
  * in the HDF5 superblock parser, which is not ours to fuzz.
  * Properties checked:
  *  - ntk_data_shape (serial open, used by --dry-run) and ntk_data_load (MPI-IO) agree:
@@ -130,6 +130,8 @@ static int make_object(hid_t file, const char *name, reader *r) {
   if (chunked && rank > 0) {
     hsize_t chunk[3] = {4, 4, 2};
     H5Pset_chunk(dcpl, rank, chunk);
+  } else if (d1 & 0x80) {
+    H5Pset_layout(dcpl, H5D_COMPACT);
   }
   int rc = -1;
   hid_t ds = space >= 0 && dt >= 0 ? H5Dcreate2(file, name, dt, space, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;

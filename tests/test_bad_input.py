@@ -103,13 +103,16 @@ CASES = [
     ("x/y row mismatch", hdf5_cfg(mismatch_file), [], 2, "row"),
     ("x of rank 1", hdf5_cfg(rank1_file), [], 2, "x"),
     ("missing x dataset", hdf5_cfg(nox_file), [], 2, "x"),
-    # corrupt files found by fuzz_hdf5: "x" claims 16-bit integers of 0-bit precision; a
+    # corrupt files found by fuzz_hdf5 (docs/HARDENING.md): "x" claims 16-bit integers of 0-bit precision; a
     # superblock whose driver-info address is garbage (Open MPI's I/O layer printed its own
     # error line for it before rank 0 checked the file with HDF5's serial driver)
     ("0-bit integer element type", hdf5_cfg(fuzz_file("raw_zero_bit_integer.h5")), [], 2,
      "\"x\" has an unusable integer type"),
     ("corrupt superblock", hdf5_cfg(fuzz_file("raw_bad_driver_info.h5")), [], 2,
      "not an HDF5 file or unreadable"),
+    # a compact "y" of 6 doubles that stores 0 bytes: HDF5 1.10's H5Dread segfaulted on it
+    ("compact storage smaller than the shape", hdf5_cfg(fuzz_file("raw_compact_too_small.h5")),
+     [], 2, "\"y\" stores 0 bytes for 6 values"),
     ("more rows asked than the file has", hdf5_cfg(h5data("ok.h5", x_ok, y_ok), ", n_train: 31"), [], 2, "n_train"),
     ("fashion class out of range", GOOD.replace("source: synthetic_1d, n_train: 40, n_test: 8",
                                                 "source: fashion_mnist, n_train: 40, classes: [0, 12]"),

@@ -472,14 +472,19 @@ static void test_fashion_errors(const ntk_grid *g) {
 static double xval(int i, int j) { return i + 0.25 * j - 3.0; }
 static double yval(int i, int j) { return (i * 7 + j * 3) % 11 - 5; }
 
-static void h5_write(hid_t f, const char *name, hid_t memtype, hid_t filetype, int ndim, int rows,
-                     int cols, const void *buf) {
+static void h5_write_layout(hid_t f, const char *name, hid_t memtype, hid_t filetype, int ndim,
+                            int rows, int cols, const void *buf, hid_t dcpl) {
   hsize_t dims[3] = {(hsize_t)rows, (hsize_t)cols, 2};
   hid_t sp = H5Screate_simple(ndim, dims, NULL);
-  hid_t ds = H5Dcreate2(f, name, filetype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t ds = H5Dcreate2(f, name, filetype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   H5Dwrite(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
   H5Dclose(ds);
   H5Sclose(sp);
+}
+
+static void h5_write(hid_t f, const char *name, hid_t memtype, hid_t filetype, int ndim, int rows,
+                     int cols, const void *buf) {
+  h5_write_layout(f, name, memtype, filetype, ndim, rows, cols, buf, H5P_DEFAULT);
 }
 
 enum { H5_GOOD, H5_NAN, H5_INF_YTEST, H5_MISMATCH, H5_NO_Y, H5_RANK3, H5_Y1D, H5_NO_YTEST, H5_NARROW };
@@ -494,7 +499,7 @@ static hid_t h5_float16(void) {
 }
 
 /* rank 0 writes; x (23, 4) float64, y (23, 2) int32, x_test (7, 4) float32, y_test (7, 2);
- * H5_NARROW stores y as 12-bit integers and x_test as float16. */
+ * H5_NARROW stores y as 12-bit integers and x_test as compact float16. */
 static void make_h5(const char *path, int kind) {
   if (rank == 0) {
     const int n = 23, nt = 7;
@@ -530,7 +535,10 @@ static void make_h5(const char *path, int kind) {
     else if (kind != H5_NO_Y)
       h5_write(f, "y", H5T_NATIVE_INT, ytype, 2, n, 2, y);
     if (kind != H5_Y1D) {
-      h5_write(f, "x_test", H5T_NATIVE_FLOAT, xttype, 2, nt, 4, xtf);
+      hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+      if (kind == H5_NARROW) H5Pset_layout(dcpl, H5D_COMPACT);
+      h5_write_layout(f, "x_test", H5T_NATIVE_FLOAT, xttype, 2, nt, 4, xtf, dcpl);
+      H5Pclose(dcpl);
       if (kind == H5_INF_YTEST) {
         double ytd[7 * 2];
         for (int e = 0; e < 14; ++e) ytd[e] = yt[e];
