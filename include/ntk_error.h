@@ -29,6 +29,10 @@ void ntk_err_clear(void);
  * severity seen on any rank) and replaces every rank's message with the message of the
  * lowest failing rank, prefixed with "[rank r] " when it came from one rank only. */
 int ntk_err_sync(MPI_Comm comm, int local_code);
+/* Collective: rank 0's code (the others pass anything) becomes everybody's, with rank 0's
+ * message unprefixed: for checks one rank makes on behalf of all (a file's metadata, a
+ * folder), whose failure is the job's, not that rank's. */
+int ntk_err_share0(MPI_Comm comm, int rank0_code);
 /* 1 if the current error went through ntk_err_sync (every rank knows it), else 0: an
  * unsynced error may leave other ranks inside a collective, so the caller must abort. */
 int ntk_err_is_synced(void);

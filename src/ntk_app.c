@@ -127,8 +127,14 @@ static int run_pipeline(run_opts *o, run_state *st) {
   NTK_CHECK_ALL(ntk_grid_create(MPI_COMM_WORLD, cfg->grid.rows, cfg->grid.cols, cfg->grid.block_size, &st->g));
   st->have_grid = 1;
   ntk_grid *g = &st->g;
-  int N, n_test, d, k;
-  NTK_CHECK_ALL(ntk_data_shape(cfg, &N, &n_test, &d, &k));
+  /* rank 0 reads the data's shape for everybody: one metadata read (and one checker
+   * process, ntk_h5check) per job, not one per rank */
+  int shape[4] = {0, 0, 0, 0}, world_rank, rc = NTK_OK;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  if (world_rank == 0) rc = ntk_data_shape(cfg, &shape[0], &shape[1], &shape[2], &shape[3]);
+  NTK_CHECK(ntk_err_share0(MPI_COMM_WORLD, rc));
+  MPI_Bcast(shape, 4, MPI_INT, 0, MPI_COMM_WORLD);
+  const int N = shape[0], n_test = shape[1], d = shape[2], k = shape[3];
   NTK_CHECK_ALL(check_layout(cfg, g, N, d));
   ntk_timer_stop(NTK_PHASE_SETUP);
   if (o->dry_run) {

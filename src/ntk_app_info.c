@@ -18,6 +18,8 @@
 
 #include "ntk_app.h"
 #include "ntk_error.h"
+#include "ntk_h5check.h"
+#include "ntk_output.h"
 #include "ntk_log.h"
 
 #define INFO_MAXDIMS 8
@@ -85,7 +87,7 @@ static int read_doubles(info_file *in, const char *name, hsize_t first, hsize_t 
   hid_t fs = H5Dget_space(d);
   hsize_t mdim = count;
   hid_t ms = H5Screate_simple(1, &mdim, NULL);
-  int ok = d >= 0 && fs >= 0 && ms >= 0;
+  int ok = d >= 0 && fs >= 0 && ms >= 0 && ntk_h5check_dataset_intact(d);
   /* callers ask for whole trailing rows: a range of rows of a matrix, or of one slice
    * of a stack of matrices (/trajectory/ntk), or the whole dataset */
   hsize_t start[3] = {0, 0, 0}, cnt[3];
@@ -317,6 +319,7 @@ static int open_checked(info_file *in, const char *path) {
   htri_t h5 = H5Fis_hdf5(path);
   H5Eclear2(H5E_DEFAULT);
   if (h5 == 0) return ntk_err_set(NTK_ERR_INPUT, "%s: not an ntkspec file (not an HDF5 file)", path);
+  NTK_CHECK(ntk_h5check_file(path, path));
   /* a running job holds the file open for writing: read it without HDF5's lock */
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   if (fapl >= 0) H5Pset_file_locking(fapl, 0, 1);
@@ -807,7 +810,7 @@ static void show_timing(info_file *in) {
   hid_t mt = H5Tcopy(H5T_C_S1);
   H5Tset_size(mt, sz + 1);
   if (t >= 0) H5Tset_cset(mt, H5Tget_cset(t)); /* HDF5 converts no ASCII <-> UTF-8 */
-  int ok = names && a == n && b == n && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, names) >= 0;
+  int ok = names && a == n && b == n && ntk_h5check_dataset_intact(d) && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, names) >= 0;
   H5Tclose(mt);
   if (t >= 0) H5Tclose(t);
   if (d >= 0) H5Dclose(d);

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "ntk_error.h"
+#include "ntk_h5check.h"
+#include "ntk_output.h"
 #include "ntk_log.h"
 
 #define CKPT_KIND "ntkspec-checkpoint"
@@ -163,6 +165,9 @@ static int read_array(hid_t f, const char *path, const char *name, long long n, 
   if (have != n)
     rc = ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %s has %lld values, expected %lld", path, name,
                      have, n);
+  else if (!ntk_h5check_dataset_intact(d))
+    rc = ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %s is corrupt (its stored values do not fill its shape)",
+                     path, name);
   else if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
     rc = h5err(path, "cannot read", name);
   if (sp >= 0) H5Sclose(sp);
@@ -266,7 +271,12 @@ int ntk_checkpoint_read(ntk_trainer *t, long long *step) {
                      "--resume: no checkpoint %s (a run writes one on SIGTERM/SIGUSR1 or every "
                      "train.checkpoint_every steps)",
                      path);
-  NTK_CHECK(ntk_err_sync(t->g->comm, rc));
+  else if (t->g->rank == 0) {
+    char label[NTK_PATH_MAX + 64];
+    snprintf(label, sizeof label, "--resume: checkpoint %s", path);
+    rc = ntk_h5check_file(path, label);
+  }
+  NTK_CHECK(ntk_err_share0(t->g->comm, rc));
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   H5Pset_fapl_mpio(fapl, t->g->comm, MPI_INFO_NULL);

@@ -13,6 +13,8 @@
 #include <zlib.h>
 
 #include "ntk_error.h"
+#include "ntk_h5check.h"
+#include "ntk_output.h"
 #include "ntk_log.h"
 #include "ntk_rng.h"
 
@@ -667,28 +669,6 @@ static int h5_type_supported(hid_t ty) {
          (mpos + msize <= epos || epos + esize <= mpos);
 }
 
-/* A compact dataset keeps its values in the object header, and HDF5 1.10 copies
- * rows x cols elements out of it without checking the stored size: a corrupt file whose
- * compact storage is smaller than its shape crashes inside H5Dread.  Contiguous and chunked
- * storage is bounds-checked by HDF5 itself. */
-static int h5_check_storage(hid_t ds, hid_t ty, hsize_t npoints, const char *path,
-                            const char *name) {
-  hid_t dcpl = H5Dget_create_plist(ds);
-  const H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
-  if (dcpl >= 0) H5Pclose(dcpl);
-  if (layout == H5D_LAYOUT_ERROR)
-    return ntk_err_set(NTK_ERR_INPUT, "%s: dataset \"%s\" has an unreadable storage layout",
-                       path, name);
-  hsize_t need;
-  const hsize_t have = H5Dget_storage_size(ds);
-  if (layout == H5D_COMPACT &&
-      (__builtin_mul_overflow(npoints, (hsize_t)H5Tget_size(ty), &need) || have != need))
-    return ntk_err_set(NTK_ERR_INPUT,
-                       "%s: dataset \"%s\" stores %llu bytes for %llu values (corrupt file)",
-                       path, name, (unsigned long long)have, (unsigned long long)npoints);
-  return NTK_OK;
-}
-
 static int h5_inspect(hid_t file, const char *path, const char *name, h5_info *info) {
   memset(info, 0, sizeof *info);
   htri_t ex = H5Lexists(file, name, H5P_DEFAULT);
@@ -717,7 +697,10 @@ static int h5_inspect(hid_t file, const char *path, const char *name, h5_info *i
   if (!rc && (dims[0] < 1 || dims[1] < 1 || dims[0] > INT_MAX || dims[1] > INT_MAX))
     rc = ntk_err_set(NTK_ERR_INPUT, "%s: dataset \"%s\" has unusable shape (%llu, %llu)", path,
                      name, (unsigned long long)dims[0], (unsigned long long)dims[1]);
-  if (!rc) rc = h5_check_storage(ds, ty, dims[0] * dims[1], path, name);
+  if (!rc && !ntk_h5check_dataset_intact(ds))
+    rc = ntk_err_set(NTK_ERR_INPUT,
+                     "%s: dataset \"%s\" is corrupt (its stored values do not fill its shape)",
+                     path, name);
   if (!rc) {
     info->exists = 1;
     info->ndim = nd;
@@ -853,6 +836,7 @@ static int shape_hdf5(const ntk_config *cfg, int *n_train, int *n_test, int *d, 
     return ntk_err_set(NTK_ERR_INPUT, "data.path: data.source: hdf5 needs the file's path");
   if (access(path, R_OK) != 0)
     return ntk_err_set(NTK_ERR_INPUT, "%s: cannot read the data file (%s)", path, strerror(errno));
+  NTK_CHECK(ntk_h5check_file(path, path));
   h5_quiet q;
   h5_quiet_on(&q);
   hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -885,7 +869,7 @@ static int load_hdf5(const ntk_config *cfg, const ntk_grid *g, ntk_data *D) {
     int sn, st, sd, sk;
     rc = shape_hdf5(cfg, &sn, &st, &sd, &sk);
   }
-  NTK_CHECK(ntk_err_sync(g->comm, rc));
+  NTK_CHECK(ntk_err_share0(g->comm, rc));
   h5_quiet q;
   h5_quiet_on(&q);
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);

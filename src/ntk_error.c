@@ -76,6 +76,18 @@ int ntk_err_sync(MPI_Comm comm, int local_code) {
   return code;
 }
 
+int ntk_err_share0(MPI_Comm comm, int rc) {
+  int rank, code = rc;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Bcast(&code, 1, MPI_INT, 0, comm);
+  if (code == NTK_OK) return NTK_OK;
+  char msg[1024];
+  if (rank == 0) snprintf(msg, sizeof msg, "%s", ntk_err_message());
+  MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, 0, comm);
+  if (rank != 0) ntk_err_set(code, "%s", msg);
+  return ntk_err_sync(comm, code);
+}
+
 void ntk_err_print_trace(void) {
   for (int i = 0; i < err_ntrace; ++i) fprintf(stderr, "  at %s\n", err_trace[i]);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ntk_error.h"
+#include "ntk_h5check.h"
 #include "ntk_log.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -219,18 +220,6 @@ static int check_folder(const char *path) {
 
 /* Collective: rank 0 alone looked (rc is its result, ignored elsewhere); its verdict
  * becomes every rank's own error, so that the one printed line has no "[rank 0]". */
-static int share_rank0(MPI_Comm comm, int rc) {
-  int rank, code = rc;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Bcast(&code, 1, MPI_INT, 0, comm);
-  if (code == NTK_OK) return NTK_OK;
-  char msg[1024];
-  if (rank == 0) snprintf(msg, sizeof msg, "%s", ntk_err_message());
-  MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, 0, comm);
-  if (rank != 0) ntk_err_set(code, "%s", msg);
-  return ntk_err_sync(comm, code);
-}
-
 /* A matrix dimension padded to the 256-wide chunks of ntk_output_append_dmat's datasets. */
 static double padded(int x) {
   int c = x < 256 ? (x > 0 ? x : 1) : 256;
@@ -284,7 +273,7 @@ static int reserve(ntk_output *o, double bytes) {
 #else
   (void)bytes;
 #endif
-  return share_rank0(o->g->comm, rc);
+  return ntk_err_share0(o->g->comm, rc);
 }
 
 /* Rank 0: give back the blocks claimed beyond the end of the closed file (truncating to
@@ -357,7 +346,7 @@ int ntk_output_open(ntk_output *o, const ntk_grid *g, const char *path, int over
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   int rc = set_paths(o, path);
   if (rc == NTK_OK && g->rank == 0) rc = prepare_create(o, overwrite);
-  NTK_CHECK(share_rank0(g->comm, rc));
+  NTK_CHECK(ntk_err_share0(g->comm, rc));
 
   NTK_CHECK(ntk_err_sync(g->comm, open_partial(o, 1)));
   NTK_CHECK(reserve(o, 0.0));
@@ -410,8 +399,10 @@ int ntk_output_reopen(ntk_output *o, const ntk_grid *g, const char *path) {
       rc = ntk_err_set(NTK_ERR_INPUT, "output.path: neither %s nor %s exists (nothing to resume)",
                        o->path, o->partial);
     }
+    if (rc == NTK_OK) rc = ntk_h5check_file(o->partial, o->partial);
+    if (rc != NTK_OK && renamed) rename(o->partial, o->path);
   }
-  NTK_CHECK(ntk_err_sync(g->comm, rc));
+  NTK_CHECK(ntk_err_share0(g->comm, rc));
 
   rc = open_partial(o, 0);
   if (rc == NTK_OK) rc = check_format(o);
@@ -1086,6 +1077,11 @@ int ntk_output_read_dmat(hid_t f, const char *label, const char *name, long long
     rc = ntk_err_set(NTK_ERR_INPUT, "%s: %s has another shape than %d x %d", label, name, A->m, A->n);
     goto done;
   }
+  if (!ntk_h5check_dataset_intact(d)) {
+    rc = ntk_err_set(NTK_ERR_INPUT, "%s: %s is corrupt (its stored values do not fill its shape)",
+                     label, name);
+    goto done;
+  }
   buf = ntk_malloc((size_t)(A->mloc > 0 ? A->mloc : 1) * (size_t)(A->nloc > 0 ? A->nloc : 1) *
                        sizeof(double), "a read buffer");
   if (!buf) {
@@ -1242,6 +1238,6 @@ int ntk_output_precheck(MPI_Comm comm, const char *path, int overwrite, int resu
     if (rank == 0) ntk_err_clear();
     return NTK_OK;
   }
-  NTK_CHECK(share_rank0(comm, rc));
+  NTK_CHECK(ntk_err_share0(comm, rc));
   return NTK_OK;
 }

@@ -8,6 +8,8 @@
 #include "ntk_checkpoint.h"
 #include "ntk_eig.h"
 #include "ntk_error.h"
+#include "ntk_h5check.h"
+#include "ntk_output.h"
 #include "ntk_log.h"
 #include "ntk_metrics.h"
 #include "ntk_ntk.h"
@@ -609,7 +611,7 @@ int ntk_train_resume_output(ntk_trainer *t, long long start, int *start_measured
   if (rc == NTK_OK && rows > 0) {
     /* every rank reads the small step column (independent raw read; the open is collective) */
     hid_t d = H5Dopen2(o->file, "/trajectory/step", H5P_DEFAULT);
-    if (d < 0 || H5Dread(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, steps) < 0)
+    if (d < 0 || !ntk_h5check_dataset_intact(d) || H5Dread(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, steps) < 0)
       rc = ntk_err_set(NTK_ERR_RUNTIME, "--resume: cannot read /trajectory/step of %s", o->partial);
     if (d >= 0) H5Dclose(d);
   }

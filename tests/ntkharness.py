@@ -60,3 +60,34 @@ def section(name, only=None):
     if run:
         print("--", name, flush=True)
     return run
+
+
+def compact_too_small(path, name):
+    """Damage dataset `name` of the HDF5 file `path` the way fuzz_hdf5 found: rewrite it
+    with compact layout, then set the size its layout message records to 0, so the object
+    header claims fewer stored bytes than the shape needs (HDF5 1.10's H5Dread then reads
+    out of bounds).  Returns the dataset's values before the damage."""
+    import h5py
+    import numpy as np
+    with h5py.File(path, "a") as f:
+        values = f[name][()]
+        del f[name]
+        data = np.ascontiguousarray(values)
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        space = h5py.h5s.create_simple(data.shape)
+        ds = h5py.h5d.create(f.id, name.encode(), h5py.h5t.py_create(data.dtype), space, dcpl=dcpl)
+        ds.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
+        ds.close()
+    raw = bytearray(open(path, "rb").read())
+    payload = data.tobytes()
+    # layout message version 3: version, class (0 = compact), 16-bit size, then the values;
+    # HDF5 may leave a stale copy of a moved object header, so every match is patched
+    head = b"\x03\x00" + len(payload).to_bytes(2, "little")
+    hits = [i for i in range(len(raw)) if raw.startswith(head + payload, i)]
+    if not hits:
+        raise AssertionError("%s: cannot find the compact layout message of %s" % (path, name))
+    for i in hits:
+        raw[i + 2:i + 4] = b"\x00\x00"
+    open(path, "wb").write(raw)
+    return values

@@ -5,7 +5,8 @@ status:
               and that rank count does fit; --dry-run prints the limit;
   kill        SIGKILL of one rank mid-run ends the whole job; PATH.partial keeps every
               measurement reported before the kill, status "running", no PATH;
-  checkpoint  truncated, zeroed, garbage, empty, foreign and incomplete checkpoints given
+  checkpoint  truncated, zeroed, garbage, empty, foreign, incomplete and damaged (compact
+              storage shorter than the shape) checkpoints given
               to --resume are refused with one line naming the checkpoint (exit 2), and
               the interrupted output file and the checkpoint are left as they were;
   config      a resume with changed keys is refused naming a changed key;
@@ -307,6 +308,36 @@ if section("checkpoint"):
             one_error_line(p, ["checkpoint", drop.split("/")[-1]], "checkpoint without " + drop)
             after = snapshot(out)
             R.check(after[1] == before[1], "without %s: the output file is unchanged" % drop)
+        # datasets whose compact storage is shorter than their shape (HDF5 1.10's H5Dread
+        # crashed on them): a replicated vector and a distributed matrix
+        for name in ["params/b_out", "params/V"]:
+            with open(out + ".ckpt", "wb") as f:
+                f.write(good)
+            H.compact_too_small(out + ".ckpt", name)
+            p = H.run(["run", cfg, "--resume", "--set", "output.path=" + out], np=2)
+            one_error_line(p, ["checkpoint", name, "is corrupt"], "checkpoint with a damaged " + name)
+            after = snapshot(out)
+            R.check(after[1] == before[1], "damaged %s: the output file is unchanged" % name)
+        # a checkpoint whose metadata makes HDF5 itself crash (fuzz_hdf5's corrupt local heap),
+        # and the same damage in the output file to resume: refused, both left as they were
+        crasher = open(os.path.join(H.SOURCE_DIR, "fuzz", "corpus", "hdf5", "raw_corrupt_local_heap.h5"),
+                       "rb").read()
+        with open(out + ".ckpt", "wb") as f:
+            f.write(crasher)
+        p = H.run(["run", cfg, "--resume", "--set", "output.path=" + out], np=2)
+        one_error_line(p, ["checkpoint", "HDF5 crashed"], "checkpoint HDF5 crashes on")
+        R.check(snapshot(out)[1] == before[1], "checkpoint HDF5 crashes on: the output file is unchanged")
+        with open(out + ".ckpt", "wb") as f:
+            f.write(good)
+        kept = open(out, "rb").read()
+        with open(out, "wb") as f:
+            f.write(crasher)
+        p = H.run(["run", cfg, "--resume", "--set", "output.path=" + out], np=2)
+        one_error_line(p, [out, "HDF5 crashed"], "output file HDF5 crashes on")
+        R.check(open(out, "rb").read() == crasher and not os.path.exists(out + ".partial"),
+                "output file HDF5 crashes on: left as it was, under its name")
+        with open(out, "wb") as f:
+            f.write(kept)
         # the intact checkpoint still resumes to completion
         with open(out + ".ckpt", "wb") as f:
             f.write(good)

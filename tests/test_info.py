@@ -8,6 +8,8 @@
   PATH.partial exists): the summary, marked PARTIAL, exit status 0.
 - Distance to the infinite-width kernel: computed from /analytic/ntk and /trajectory/ntk and
   checked against numpy.
+- A file with damaged datasets (compact storage shorter than the shape): the rest of the
+  summary, one error line counting the damage, exit status 2, no crash.
 - A sweep file: widths, mean distances and the fitted slope.
 - Not an ntkspec file (plain HDF5, other format, text, truncated, folder, missing): one line
   "ntkspec: error: FILE: ...", exit status 2, nothing on stdout, at 1 and 2 ranks."""
@@ -204,6 +206,26 @@ for status in ["interrupted", "diverged", "failed"]:
     p8 = info([path])
     R.check(p8.returncode == 0 and re.search(r"^status\s+%s: PARTIAL" % status, p8.stdout, re.M) is not None,
             "status %s reported as partial: %s" % (status, p8.stdout[:300]))
+
+# 4b. damaged datasets (compact storage shorter than the shape, as fuzz_hdf5 found): the
+#     rest of the summary, the damage counted in one error line, status 2, no crash
+dam = os.path.join(tmp, "damaged.h5")
+shutil.copy(tr, dam)
+H.compact_too_small(dam, "trajectory/lambda_max")
+H.compact_too_small(dam, "trajectory/condition_number")
+p = info([dam])
+lines = p.stderr.strip().splitlines()
+R.check(p.returncode == 2 and len(lines) == 1 and "could not be read (damaged file?)" in lines[0],
+        "damaged compact datasets: status %d, stderr %r" % (p.returncode, p.stderr))
+m = metrics(p.stdout)
+R.check(m.get("lambda_max") == ("-", "-") and m.get("condition_number") == ("-", "-") and "train_loss" in m and close(m["train_loss"][0], s["train_loss"][0]),
+        "damaged metrics shown as '-', the other metrics read: %s" % m)
+
+# 4c. a file whose metadata makes HDF5 itself crash (fuzz_hdf5's corrupt local heap)
+crasher = os.path.join(H.SOURCE_DIR, "fuzz", "corpus", "hdf5", "raw_corrupt_local_heap.h5")
+p = info([crasher])
+R.check(one_error(p, "HDF5 crashed (signal 11, Segmentation fault) reading its metadata"),
+        "a file HDF5 crashes on: status %d, stderr %r" % (p.returncode, p.stderr))
 
 # 5. sweep file
 sw = os.path.join(tmp, "sweep.h5")
