@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Bounded libFuzzer run of every fuzz target (docs/HARDENING.md): builds build-fuzz with
-# clang (-DNTK_FUZZ=ON: libFuzzer + ASan + UBSan) and fuzzes each target for
-# NTK_FUZZ_SECONDS (default 20) seconds, starting from the checked-in corpus
-# fuzz/corpus/<target> (read only; new inputs go to a scratch folder), with libFuzzer's
-# random seed NTK_FUZZ_SEED (default 1, so that CI's run is the same walk every time and a
-# failure reproduces; 0 = a new random walk each run, for longer campaigns).  Any crash, leak,
-# timeout or failed property stops with the reproducer in build-fuzz/artifacts/: fix the
-# bug, then add the file to fuzz/corpus/<target>/ so that ctest (fuzz_replay_<target>)
-# replays it in every build from then on.  Arguments: target names (default: all).
+# clang (-DNTK_FUZZ=ON: libFuzzer + ASan + UBSan) and runs each target for a fixed number
+# of inputs from libFuzzer's random seed NTK_FUZZ_SEED (default 1), starting from the
+# checked-in corpus fuzz/corpus/<target> (read only; new inputs go to a scratch folder).
+# A fixed seed and input count make CI's run the same walk on every machine, so a failure
+# reproduces with the same command and a pass does not depend on the draw or the speed.
+# Inputs per target: NTK_FUZZ_RUNS (default: about 20 s here of each, config 8000, idx
+# 20000, hdf5 2500); NTK_FUZZ_SECONDS (default 300) caps a slow machine.  For campaigns
+# that look for new bugs: NTK_FUZZ_SEED=0 (a new random walk), NTK_FUZZ_RUNS=-1 (no input
+# limit) and a longer NTK_FUZZ_SECONDS.  Any crash, leak, timeout or failed property stops
+# with the reproducer in build-fuzz/artifacts/: fix the bug, then add the file to
+# fuzz/corpus/<target>/ so that ctest (fuzz_replay_<target>) replays it in every build
+# from then on.  Arguments: target names (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 BUILD=${NTK_FUZZ_BUILD:-build-fuzz}
-SECS=${NTK_FUZZ_SECONDS:-20}
+SECS=${NTK_FUZZ_SECONDS:-300}
 SEED=${NTK_FUZZ_SEED:-1}
+declare -A DEFAULT_RUNS=([config]=8000 [idx]=20000 [hdf5]=2500)
 TARGETS=("$@")
 if [ "${#TARGETS[@]}" -eq 0 ]; then TARGETS=(config idx hdf5); fi
 cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNTK_FUZZ=ON \
@@ -35,10 +40,14 @@ status=0
 for t in "${TARGETS[@]}"; do
   work=$(mktemp -d)
   log="$ART/fuzz_$t.log"
-  if "$BUILD/fuzz/fuzz_$t" -max_total_time="$SECS" -seed="$SEED" -timeout=10 -rss_limit_mb=2048 \
+  runs=${NTK_FUZZ_RUNS:-${DEFAULT_RUNS[$t]:-2000}}
+  if "$BUILD/fuzz/fuzz_$t" -runs="$runs" -max_total_time="$SECS" -seed="$SEED" -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="$ART/$t-" -print_final_stats=1 "$work" "fuzz/corpus/$t" >"$log" 2>&1; then
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-    echo "fuzz_$t: ${SECS}s, seed $SEED, ${runs:-?} inputs, no crash"
+    done_runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+    secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log")
+    cap=""
+    if [ "$runs" -ge 0 ] && [ "${done_runs:-0}" -lt "$runs" ]; then cap=" (stopped by the ${SECS} s cap)"; fi
+    echo "fuzz_$t: seed $SEED, ${done_runs:-?} inputs in ${secs:-?} s$cap, no crash"
   else
     status=1
     echo "fuzz_$t: FAILED (seed $SEED, log $log); reproducer:"
