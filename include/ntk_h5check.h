@@ -26,8 +26,10 @@ void ntk_h5check_set_checker(const char *exe);
 void ntk_h5check_walk(const char *path);
 
 /* Whether dataset `d`'s stored values fill its shape (1) or not (0): a compact dataset
- * must store exactly its shape's bytes.  Contiguous and chunked storage HDF5 bounds-checks
- * itself. */
+ * must store exactly its shape's bytes, and no dimension may exceed its maximum (both
+ * only in corrupt files).  Contiguous and chunked storage HDF5 bounds-checks itself. */
 int ntk_h5check_dataset_intact(hid_t d);
+/* The same as an error: NTK_OK, or NTK_ERR_INPUT "LABEL: NAME is corrupt (...)". */
+int ntk_h5check_dataset(hid_t d, const char *label, const char *name);
 
 #endif

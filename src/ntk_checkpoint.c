@@ -165,11 +165,13 @@ static int read_array(hid_t f, const char *path, const char *name, long long n, 
   if (have != n)
     rc = ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %s has %lld values, expected %lld", path, name,
                      have, n);
-  else if (!ntk_h5check_dataset_intact(d))
-    rc = ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %s is corrupt (its stored values do not fill its shape)",
-                     path, name);
-  else if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
-    rc = h5err(path, "cannot read", name);
+  else {
+    char label[NTK_PATH_MAX + 16];
+    snprintf(label, sizeof label, "checkpoint %s", path);
+    rc = ntk_h5check_dataset(d, label, name);
+    if (rc == NTK_OK && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
+      rc = h5err(path, "cannot read", name);
+  }
   if (sp >= 0) H5Sclose(sp);
   H5Dclose(d);
   return rc;

@@ -146,12 +146,24 @@ int ntk_h5check_dataset_intact(hid_t d) {
   const H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
   const hssize_t npoints = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
   const size_t size = ty >= 0 ? H5Tget_size(ty) : 0;
-  hsize_t need = 0;
-  int ok = layout != H5D_LAYOUT_ERROR && npoints >= 0 && size > 0 &&
+  hsize_t need = 0, dims[H5S_MAX_RANK], maxdims[H5S_MAX_RANK];
+  const int rank = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, maxdims) : -1;
+  int ok = layout != H5D_LAYOUT_ERROR && rank >= 0 && npoints >= 0 && size > 0 &&
            !__builtin_mul_overflow((hsize_t)npoints, (hsize_t)size, &need) &&
            (layout != H5D_COMPACT || H5Dget_storage_size(d) == need);
+  /* an extent beyond the maximum extent: a corrupt dataspace (HDF5 then sizes its chunk
+   * index by the extent, gigabytes for a few bytes of file) */
+  for (int i = 0; ok && i < rank; ++i)
+    if (maxdims[i] != H5S_UNLIMITED && dims[i] > maxdims[i]) ok = 0;
   if (ty >= 0) H5Tclose(ty);
   if (sp >= 0) H5Sclose(sp);
   if (dcpl >= 0) H5Pclose(dcpl);
   return ok;
+}
+
+int ntk_h5check_dataset(hid_t d, const char *label, const char *name) {
+  if (ntk_h5check_dataset_intact(d)) return NTK_OK;
+  return ntk_err_set(NTK_ERR_INPUT,
+                     "%s: %s is corrupt (its stored size or its maximum extent contradicts its shape)",
+                     label, name);
 }

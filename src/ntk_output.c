@@ -1077,11 +1077,7 @@ int ntk_output_read_dmat(hid_t f, const char *label, const char *name, long long
     rc = ntk_err_set(NTK_ERR_INPUT, "%s: %s has another shape than %d x %d", label, name, A->m, A->n);
     goto done;
   }
-  if (!ntk_h5check_dataset_intact(d)) {
-    rc = ntk_err_set(NTK_ERR_INPUT, "%s: %s is corrupt (its stored values do not fill its shape)",
-                     label, name);
-    goto done;
-  }
+  if ((rc = ntk_h5check_dataset(d, label, name)) != NTK_OK) goto done;
   buf = ntk_malloc((size_t)(A->mloc > 0 ? A->mloc : 1) * (size_t)(A->nloc > 0 ? A->nloc : 1) *
                        sizeof(double), "a read buffer");
   if (!buf) {

@@ -113,6 +113,9 @@ CASES = [
     # a compact "y" of 6 doubles that stores 0 bytes: HDF5 1.10's H5Dread segfaulted on it
     ("compact storage smaller than the shape", hdf5_cfg(fuzz_file("raw_compact_too_small.h5")),
      [], 2, "dataset \"y\" is corrupt"),
+    # "y" of extent (8, 1048577) but maximum (8, 1): HDF5 sized a chunk index of gigabytes
+    ("extent beyond the maximum extent", hdf5_cfg(fuzz_file("raw_extent_beyond_max.h5")), [], 2,
+     "dataset \"y\" is corrupt"),
     # a damaged local heap: HDF5 itself segfaults in H5Lexists; the checker process takes it
     ("metadata HDF5 crashes on", hdf5_cfg(fuzz_file("raw_corrupt_local_heap.h5")), [], 2,
      "HDF5 crashed (signal 11, Segmentation fault) reading its metadata: the file is corrupt"),
