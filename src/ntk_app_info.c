@@ -19,7 +19,6 @@
 #include "ntk_app.h"
 #include "ntk_error.h"
 #include "ntk_h5check.h"
-#include "ntk_output.h"
 #include "ntk_log.h"
 
 #define INFO_MAXDIMS 8

@@ -9,7 +9,6 @@
 
 #include "ntk_error.h"
 #include "ntk_h5check.h"
-#include "ntk_output.h"
 #include "ntk_log.h"
 
 #define CKPT_KIND "ntkspec-checkpoint"

@@ -14,7 +14,6 @@
 
 #include "ntk_error.h"
 #include "ntk_h5check.h"
-#include "ntk_output.h"
 #include "ntk_log.h"
 #include "ntk_rng.h"
 

@@ -9,7 +9,6 @@
 #include "ntk_eig.h"
 #include "ntk_error.h"
 #include "ntk_h5check.h"
-#include "ntk_output.h"
 #include "ntk_log.h"
 #include "ntk_metrics.h"
 #include "ntk_ntk.h"
