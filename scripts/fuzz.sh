@@ -24,7 +24,12 @@ if [ "${#TARGETS[@]}" -eq 0 ]; then TARGETS=(config idx hdf5); fi
 cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNTK_FUZZ=ON \
   -DNTK_WERROR=ON >/dev/null
 for t in "${TARGETS[@]}"; do
-  cmake --build "$BUILD" -j "$(nproc)" --target "fuzz_$t" 2>&1 | grep -E "error|warning" || true
+  # a failed build stops here with the compiler's messages (not a run of an older binary)
+  if ! out=$(cmake --build "$BUILD" -j "$(nproc)" --target "fuzz_$t" 2>&1); then
+    grep -E "error:|warning:|Error" <<<"$out" || tail -20 <<<"$out"
+    echo "fuzz.sh: building fuzz_$t failed" >&2
+    exit 1
+  fi
 done
 ART="$(cd "$BUILD" && pwd)/artifacts"
 mkdir -p "$ART"

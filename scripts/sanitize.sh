@@ -14,8 +14,12 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 BUILD=${NTK_ASAN_BUILD:-build-asan}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNTK_SANITIZE=ON -DNTK_WERROR=ON >/dev/null
-cmake --build "$BUILD" -j "$(nproc)" 2>&1 | grep -E "error|warning" || true
-test -x "$BUILD/ntkspec"
+# a failed build stops here with the compiler's messages (not a run of an older binary)
+if ! out=$(cmake --build "$BUILD" -j "$(nproc)" 2>&1); then
+  grep -E "error:|warning:|Error" <<<"$out" || tail -20 <<<"$out"
+  echo "sanitize.sh: the sanitizer build failed" >&2
+  exit 1
+fi
 
 LOGS="$(cd "$BUILD" && pwd)/sanitizer-logs"
 rm -rf "$LOGS"
