@@ -2,7 +2,9 @@
 
 The ctest harness sets NTKSPEC (the binary) and the Open MPI variables needed as root and
 for 4 ranks on 2 cores; nothing here changes a user's environment."""
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,10 +39,12 @@ class Report:
         self.failed = 0
 
     def check(self, cond, what):
+        global _any_failed
         if cond:
             self.passed += 1
         else:
             self.failed += 1
+            _any_failed = True
             print("FAIL:", what, flush=True)
 
     def finish(self):
@@ -48,8 +52,26 @@ class Report:
         return 1 if self.failed else 0
 
 
+_scratch = []
+_any_failed = False  # a failed Report.check in this process
+
+
+def _remove_scratch():
+    keep = _any_failed or hasattr(sys, "last_value") or os.environ.get("NTK_KEEP_TMP")
+    for d in _scratch:
+        if keep:
+            print("scratch folder kept:", d, file=sys.stderr)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def tmpdir():
-    return tempfile.mkdtemp(prefix="ntkspec-test-")
+    """A scratch folder, removed when the test exits; kept (and its path printed) after a
+    failed check or an uncaught exception, or with NTK_KEEP_TMP=1, for a look at its files."""
+    if not _scratch:
+        atexit.register(_remove_scratch)
+    _scratch.append(tempfile.mkdtemp(prefix="ntkspec-test-"))
+    return _scratch[-1]
 
 
 def section(name, only=None):
