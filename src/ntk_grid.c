@@ -218,26 +218,31 @@ int ntk_dmat_gather(const ntk_dmat *A, int root, double **full) {
     return NTK_OK;
   }
   double *out = ntk_calloc((size_t)A->m * A->n, sizeof(double), "gathered matrix");
-  if (!out) return NTK_ERR_MEMORY;
+  /* process (0, 0) holds the largest block: one receive buffer fits every rank's */
+  const int mmax = local_count(A->m, g->nb, 0, g->nprow), nmax = local_count(A->n, g->nb, 0, g->npcol);
+  double *recv = ntk_malloc((size_t)(mmax * nmax > 0 ? mmax * nmax : 1) * sizeof(double), "gather buffer");
+  if (!out || !recv) {
+    free(out);
+    free(recv);
+    return NTK_ERR_MEMORY;
+  }
   for (int r = 0; r < g->size; ++r) {
     int pr = r / g->npcol, pc = r % g->npcol;
     int ml = local_count(A->m, g->nb, pr, g->nprow), nl = local_count(A->n, g->nb, pc, g->npcol);
-    double *buf;
-    if (r == root) {
-      buf = malloc((size_t)(ml * nl > 0 ? ml * nl : 1) * sizeof(double));
-      for (int jl = 0; jl < nl; ++jl)
-        memcpy(buf + (size_t)jl * ml, A->a + (size_t)jl * A->lld, (size_t)ml * sizeof(double));
-    } else {
-      buf = malloc((size_t)(ml * nl > 0 ? ml * nl : 1) * sizeof(double));
-      MPI_Recv(buf, ml * nl, MPI_DOUBLE, r, 1, g->comm, MPI_STATUS_IGNORE);
+    const double *buf = A->a; /* the root's own block, with its leading dimension */
+    int ld = A->lld;
+    if (r != root) {
+      MPI_Recv(recv, ml * nl, MPI_DOUBLE, r, 1, g->comm, MPI_STATUS_IGNORE);
+      buf = recv;
+      ld = ml;
     }
     for (int jl = 0; jl < nl; ++jl) {
       int j = l2g(jl, g->nb, pc, g->npcol);
       for (int il = 0; il < ml; ++il)
-        out[(size_t)l2g(il, g->nb, pr, g->nprow) * A->n + j] = buf[il + (size_t)jl * ml];
+        out[(size_t)l2g(il, g->nb, pr, g->nprow) * A->n + j] = buf[il + (size_t)jl * ld];
     }
-    free(buf);
   }
+  free(recv);
   *full = out;
   return NTK_OK;
 }
