@@ -22,13 +22,18 @@ Words received per rank (8 bytes each):
              (M K + n K)(Pc-1)/P + n K (Pr-1)/P
   Gram of N x K (two allgathers of row panels): N K ((Pc-1) + (Pr-1)) / P
 Time of a phase:
-  t = F / (P R) max(1, P/C) + 8 W / beta + M alpha             (forward, backward, gram)
-  t = (2/3 N^3) / (P R_gram) max(1, P/C) + (4/3 N^3) / B_mem + N tau log2 P   (eigensolve)
-R: the phase's rate per core, from 1-rank runs; C: the cores the ranks share; beta: the
+  t = F / (P R) max(1, P/C) (1 + sigma [backward, P > 1]) + 8 W / beta + M alpha
+                                                               (forward, backward, gram)
+  t = [(2/3 N^3) / (P R_gram) max(1, P/C) + (4/3 N^3) / B_mem] (1 + kappa [P > 1])
+      + N tau log2 P                                           (eigensolve)
+R: the phase's rate per core, from 1-rank runs; C: the cores the ranks share; sigma: the
+extra compute of PDGEMM's SUMMA rounds (the backward's products) over one DGEMM; beta: the
 bandwidth per rank (fitted on the multi-rank runs here; the network's on a cluster); B_mem:
 the memory bandwidth of the ranks' nodes (BLAS-2 does not speed up with more ranks on one
 node), one value for a matrix that fits in the last-level cache and one for one that does
-not; tau: the synchronisation cost per column and per level of the reduction trees."""
+not; kappa: the eigensolve's extra on several ranks (one value for ranks with a core each,
+one for ranks sharing cores); tau: the synchronisation cost per column and per level of the
+reduction trees."""
 import argparse
 import json
 import math
@@ -115,7 +120,7 @@ def predict(m, N, n, L, P, cores, nodes=1, b=64, alpha=0.0, beta=None, mem_bw=No
     t = {}
     acc = {"compute": 0.0, "bandwidth": 0.0, "latency": 0.0}
     for ph in ["forward", "backward", "gram", "hadamard"]:
-        c = F[ph] / (P * m["rates"][ph]) * share
+        c = F[ph] / (P * m["rates"][ph]) * share * (1.0 + summa(m, ph, P))
         w, l = W[ph] * 8.0 / beta, M[ph] * alpha
         t[ph] = c + w + l
         acc["compute"] += c
@@ -124,7 +129,7 @@ def predict(m, N, n, L, P, cores, nodes=1, b=64, alpha=0.0, beta=None, mem_bw=No
     f3, b2 = eig_parts(N)
     if mem_bw is None:
         mem_bw = m["mem_bw_cache"] if fits_cache(N, P, nodes, m["cache_mb"]) else m["mem_bw"]
-    c = (f3 / (P * m["rates"]["gram"]) * share + b2 / (nodes * mem_bw)) * (1.0 + (m["kappa"] if P > 1 else 0.0))
+    c = (f3 / (P * m["rates"]["gram"]) * share + b2 / (nodes * mem_bw)) * (1.0 + kappa(m, P, cores))
     l = N * (m.get("tau", 0.0) if tau is None else tau) * math.log2(P)
     t["eigensolve"] = c + l
     acc["compute"] += c
@@ -132,6 +137,22 @@ def predict(m, N, n, L, P, cores, nodes=1, b=64, alpha=0.0, beta=None, mem_bw=No
     if parts is not None:
         parts.update(acc)
     return t
+
+
+def summa(m, ph, P):
+    """The backward pass's products are PBLAS PDGEMMs: on several ranks SUMMA multiplies in
+    rounds of rank-b updates, each on panels it first packs and broadcasts, and computes
+    slower than one rank's single DGEMM by this fraction (fitted; a node-local cost, so kept
+    on a cluster).  The forward and the Gram are ntkspec's own: one DGEMM after the gathers."""
+    return m.get("sigma", 0.0) if ph == "backward" and P > 1 else 0.0
+
+
+def kappa(m, P, cores):
+    """The eigensolve's overhead of several ranks: one value for ranks with a core each (what
+    a cluster runs), one for ranks sharing cores (this VM's oversubscribed calibration runs)."""
+    if P == 1:
+        return 0.0
+    return m.get("kappa_shared", m["kappa"]) if P > cores else m["kappa"]
 
 
 def load_runs(files):
@@ -171,24 +192,42 @@ def fit(runs, cores, cache_mb):
     m["mem_bw"] = sum(bw[False]) / len(bw[False]) if bw[False] else sum(bw[True]) / len(bw[True])
     m["mem_bw_cache"] = sum(bw[True]) / len(bw[True]) if bw[True] else m["mem_bw"]
     multi = [r for r in runs if r["P"] > 1]
-    # excess over the compute term = 8 W / beta: least squares for 1/beta through the origin
-    sw = swe = 0.0
+    # excess over the compute term = 8 W / beta (+ sigma times the compute for the backward's
+    # PDGEMMs): least squares through the origin for (1/beta, sigma)
+    a = [[0.0, 0.0], [0.0, 0.0]]
+    y = [0.0, 0.0]
     for r in multi:
         F, W = flops(r["N"], r["n"], r["L"]), words(r["N"], r["n"], r["L"], r["P"])
         share = max(1.0, r["P"] / float(cores))
         for ph in COMM:
-            e = r["t"][ph] - F[ph] / (r["P"] * rates[ph]) * share
-            sw += (8 * W[ph]) ** 2
-            swe += 8 * W[ph] * e
-    m["beta"] = sw / swe if swe > 0 else float("inf")
+            c = F[ph] / (r["P"] * rates[ph]) * share
+            x = (8.0 * W[ph], c if ph == "backward" else 0.0)
+            for i in range(2):
+                y[i] += x[i] * (r["t"][ph] - c)
+                for j in range(2):
+                    a[i][j] += x[i] * x[j]
+    det = a[0][0] * a[1][1] - a[0][1] * a[1][0]
+    sol = None
+    if a[0][0] > 0 and a[1][1] > 0 and det > 1e-9 * a[0][0] * a[1][1]:
+        sol = ((a[1][1] * y[0] - a[0][1] * y[1]) / det, (a[0][0] * y[1] - a[1][0] * y[0]) / det)
+    if sol is None or sol[0] <= 0 or sol[1] < 0:
+        # the runs cannot separate the two: words alone
+        sol = (y[0] / a[0][0] if a[0][0] > 0 else 0.0, 0.0)
+    m["beta"] = 1.0 / sol[0] if sol[0] > 0 else float("inf")
+    m["sigma"] = sol[1]
     # the eigensolve on several ranks of one node: the measured time over the compute and
-    # memory terms, less one (load imbalance and waiting inside PDSYTRD); the latency term
-    # N tau log2 P is too small to separate here (shared-memory latency ~1 us) and is the
-    # network's on a cluster (predict)
+    # memory terms, less one (load imbalance and waiting inside PDSYTRD), for ranks with a
+    # core each and for ranks sharing cores (each of PDSYTRD's per-column reductions then
+    # waits for descheduled ranks); the latency term N tau log2 P is too small to separate
+    # here (shared-memory latency ~1 us) and is the network's on a cluster (predict)
     m["kappa"], m["tau"] = 0.0, 0.0
-    over = [r["t"]["eigensolve"] / predict(m, r["N"], r["n"], r["L"], r["P"], cores)["eigensolve"] - 1.0
-            for r in multi]
-    m["kappa"] = max(0.0, sum(over) / len(over)) if over else 0.0
+    over = {False: [], True: []}
+    for r in multi:
+        t = predict(m, r["N"], r["n"], r["L"], r["P"], cores)["eigensolve"]
+        over[r["P"] > cores].append(r["t"]["eigensolve"] / t - 1.0)
+    mean = {k: max(0.0, sum(v) / len(v)) for k, v in over.items() if v}
+    m["kappa"] = mean.get(False, mean.get(True, 0.0))
+    m["kappa_shared"] = mean.get(True, m["kappa"])
     return m
 
 
@@ -214,8 +253,10 @@ def group(runs):
 def compare(m, runs, cores, fitted):
     print("parameters: rates per core (flop/s; hadamard: entry updates/s) " +
           ", ".join("%s %.3g" % (k, v) for k, v in m["rates"].items()))
-    print("            beta %.3g B/s per rank, memory bandwidth %.3g B/s (matrix in cache: %.3g), "
-          "eigensolve overhead on several ranks kappa %.2f" % (m["beta"], m["mem_bw"], m["mem_bw_cache"], m["kappa"]))
+    print("            beta %.3g B/s per rank, PDGEMM's SUMMA compute overhead sigma %.2f, memory bandwidth "
+          "%.3g B/s (matrix in cache: %.3g), eigensolve overhead on several ranks kappa %.2f (ranks sharing "
+          "cores: %.2f)" % (m["beta"], m.get("sigma", 0.0), m["mem_bw"], m["mem_bw_cache"], m["kappa"],
+                            m.get("kappa_shared", m["kappa"])))
     print("measured: median over the repeats of a configuration (spread: max/min - 1)")
     print("%6s %6s %3s %3s %4s %5s %10s %10s %7s %7s" % ("N", "n", "L", "P", "runs", "fit", "measured",
                                                        "model", "error", "spread"))
