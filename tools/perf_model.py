@@ -45,6 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 P_FEAT, K_OUT, D_IN = 128, 1, 1   # configs/quickstart.yaml: m = 64 Fourier features, k = 1, d = 1
 PHASES = ["forward", "backward", "gram", "hadamard", "eigensolve"]
 COMM = ["forward", "backward", "gram"]
+SUMMA = ["backward"]   # the phases whose products are PBLAS PDGEMMs (sigma, summa())
 
 
 def grid(P):
@@ -144,7 +145,7 @@ def summa(m, ph, P):
     rounds of rank-b updates, each on panels it first packs and broadcasts, and computes
     slower than one rank's single DGEMM by this fraction (fitted; a node-local cost, so kept
     on a cluster).  The forward and the Gram are ntkspec's own: one DGEMM after the gathers."""
-    return m.get("sigma", 0.0) if ph == "backward" and P > 1 else 0.0
+    return m.get("sigma", 0.0) if ph in SUMMA and P > 1 else 0.0
 
 
 def kappa(m, P, cores):
@@ -201,7 +202,7 @@ def fit(runs, cores, cache_mb):
         share = max(1.0, r["P"] / float(cores))
         for ph in COMM:
             c = F[ph] / (r["P"] * rates[ph]) * share
-            x = (8.0 * W[ph], c if ph == "backward" else 0.0)
+            x = (8.0 * W[ph], c if ph in SUMMA else 0.0)
             for i in range(2):
                 y[i] += x[i] * (r["t"][ph] - c)
                 for j in range(2):
