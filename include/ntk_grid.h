@@ -82,6 +82,16 @@ int ntk_dmat_gram_lower(double alpha, const ntk_dmat *A, double beta, ntk_dmat *
  * more for the call.  panel_mb bounds the gathered panels per rank. */
 int ntk_dmat_gemm_abt_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
                                ntk_dmat *C, double panel_mb);
+/* C := alpha*A*B + beta*C (A M x K, B K x Nc, C M x Nc) by gathered panels of K: each rank
+ * gathers its rows of A along its grid row and the panel's rows of B in its C columns
+ * along its grid column (Allgatherv, no SUMMA rounds), then runs one local DGEMM per
+ * panel.  Words received per rank: M K (Pc-1)/P for A and K Nc (Pr-1)/P for B, as in
+ * PDGEMM, but in panels of up to panel_mb MiB instead of SUMMA's rank-nb steps. */
+int ntk_dmat_gemm_ab_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
+                              ntk_dmat *C, double panel_mb);
+/* Its panel width for A am x K and C am x cn within panel_mb MiB per rank (every rank the
+ * same; the memory estimate uses it). */
+int ntk_dmat_panel_columns_ab(const ntk_grid *g, int am, int cn, int K, double panel_mb);
 /* The panel width, in columns of K, that the gathered products cut for C := A B^T with A
  * am x K and B bm x K (same: B is A) within panel_mb MiB per rank: the same on every rank;
  * the memory estimate uses it too. */

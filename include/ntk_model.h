@@ -1,6 +1,7 @@
 /* ntk_model: the NTK-ECRN of MODEL.md - parameters, the forward pass and the backward
- * pass - on the distributed layout.  Weights are block-cyclic matrices (PDGEMM does the
- * layer maps); biases are short vectors replicated on every rank.  The backward pass
+ * pass - on the distributed layout.  Weights are block-cyclic matrices (ntk_grid's
+ * gathered products do the wide layer maps, PDGEMM the small ones); biases are short
+ * vectors replicated on every rank.  The backward pass
  * starts from an output seed S (N x k): g_out = dF/df with dF = sum_{s,c} S_sc f_c(x_s),
  * so a unit column gives the NTK's per-output signals and the residual gives the loss
  * gradient.  It hands each parameter group's (signal g, layer input a) pair to a visitor

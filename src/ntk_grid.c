@@ -1,5 +1,6 @@
 #include "ntk_grid.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,8 +339,9 @@ int ntk_dmat_panel_columns(const ntk_grid *g, int am, int bm, int K, int same, d
 }
 
 /* My rows of X's global columns [k0, k1), column-major: in place when one grid column
- * holds them all, else gathered along the grid row into `out` (`pack` is scratch). */
-static const double *row_panel(const ntk_dmat *X, int k0, int k1, int *cnt, int *dsp, double *pack,
+ * holds them all, else gathered along the grid row into `out`.  My own columns of the
+ * panel are contiguous (lld is mloc, ntk_dmat_create), so they are sent as they lie. */
+static const double *row_panel(const ntk_dmat *X, int k0, int k1, int *cnt, int *dsp,
                                double *out, int *ld) {
   const ntk_grid *g = X->g;
   int jlo, jhi; /* my local column range inside [k0, k1) */
@@ -352,11 +354,11 @@ static const double *row_panel(const ntk_dmat *X, int k0, int k1, int *cnt, int 
   int mine = (jhi - jlo) * X->mloc, total = 0;
   MPI_Allgather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, g->row_comm);
   for (int q = 0; q < g->npcol; ++q) { dsp[q] = total; total += cnt[q]; }
-  for (int jl = jlo; jl < jhi; ++jl)
-    memcpy(pack + (size_t)(jl - jlo) * X->mloc, X->a + (size_t)jl * X->lld, sizeof(double) * X->mloc);
-  /* each global column has one owner: the gathered panel is complete, in grid-column order,
-   * which is the global column order within a panel of whole block columns */
-  MPI_Allgatherv(pack, mine, MPI_DOUBLE, out, cnt, dsp, MPI_DOUBLE, g->row_comm);
+  /* each global column has one owner: the gathered panel is complete, in grid-column
+   * order (grid column 0's columns of the panel, then 1's, ...), which is the global
+   * column order within a panel of whole block columns */
+  MPI_Allgatherv(X->a + (size_t)jlo * X->lld, mine, MPI_DOUBLE, out, cnt, dsp, MPI_DOUBLE,
+                 g->row_comm);
   *ld = X->mloc > 0 ? X->mloc : 1;
   return out;
 }
@@ -392,8 +394,8 @@ static int gathered_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, doub
     const int k1 = k0 + kb < K ? k0 + kb : K, kp = k1 - k0;
     /* 1. my rows of A and of B, all panel columns */
     int lda_r, ldb_r;
-    const double *ar = row_panel(A, k0, k1, cnt, dsp, pack, arow, &lda_r);
-    const double *br = same ? ar : row_panel(B, k0, k1, cnt, dsp, pack, brow, &ldb_r);
+    const double *ar = row_panel(A, k0, k1, cnt, dsp, arow, &lda_r);
+    const double *br = same ? ar : row_panel(B, k0, k1, cnt, dsp, brow, &ldb_r);
     if (same) ldb_r = lda_r;
     /* 2. the rows of B that are my C columns, from the grid rows that own them */
     const double *ac;
@@ -495,5 +497,106 @@ int ntk_dmat_gemm_abt_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *
   if (!err)
     pdtran_(&C->m, &C->n, &alpha, T.a, &ione, &ione, T.desc, &beta, C->a, &ione, &ione, C->desc);
   ntk_dmat_free(&T);
+  return err;
+}
+
+int ntk_dmat_panel_columns_ab(const ntk_grid *g, int am, int cn, int K, double panel_mb) {
+  /* my rows of A gathered (more than one grid column), the panel's rows of B for my C
+   * columns packed and received (more than one grid row) and put in A's column order:
+   * process (0, 0)'s sizes, so that every rank cuts the same panels */
+  const int nb = g->nb;
+  double ma = g->npcol > 1 ? numroc_(&am, &nb, &izero, &izero, &g->nprow) : 0.0;
+  double nc = numroc_(&cn, &nb, &izero, &izero, &g->npcol);
+  double copies = g->nprow > 1 ? 2.0 + 1.0 / g->nprow : (g->npcol > 1 ? 1.0 : 0.0);
+  double kb = panel_mb * 1048576.0 / 8.0 / (ma + copies * nc + 1.0);
+  if (kb > (double)(INT_MAX / 4)) kb = INT_MAX / 4;
+  int k = (int)kb / nb * nb;
+  if (k < nb) k = nb;
+  return k > K ? K : k;
+}
+
+/* Where global column k of a panel [k0, k1) sits in row_panel's gathered panel: grid
+ * column c's columns come after those of the grid columns before it (base[c]). */
+static int panel_pos(int k, int k0, const int *base, int nb, int npcol) {
+  int c = (k / nb) % npcol;
+  return base[c] + numroc_(&k, &nb, &c, &izero, &npcol) - numroc_(&k0, &nb, &c, &izero, &npcol);
+}
+
+int ntk_dmat_gemm_ab_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
+                              ntk_dmat *C, double panel_mb) {
+  const ntk_grid *g = A->g;
+  const int K = A->n, nb = g->nb, Pr = g->nprow, Pc = g->npcol, one = Pr * Pc == 1;
+  if (B->m != K || C->m != A->m || C->n != B->n)
+    return ntk_err_set(NTK_ERR_INTERNAL, "gathered A*B: A %d x %d, B %d x %d, C %d x %d", A->m, K,
+                       B->m, B->n, C->m, C->n);
+  if (K == 0) {
+    for (int jl = 0; jl < C->nloc; ++jl)
+      for (int il = 0; il < C->mloc; ++il)
+        C->a[il + (size_t)jl * C->lld] = beta == 0.0 ? 0.0 : beta * C->a[il + (size_t)jl * C->lld];
+    return NTK_OK;
+  }
+  const int kb = ntk_dmat_panel_columns_ab(g, A->m, C->n, K, panel_mb);
+  int err = NTK_OK;
+  const int pmax = Pr > Pc ? Pr : Pc;
+  int *cnt = calloc((size_t)pmax, sizeof(int)), *dsp = calloc((size_t)pmax, sizeof(int));
+  int *base = calloc((size_t)Pc + 1, sizeof(int));
+  double *arow = Pc > 1 ? panel(PANEL_AROW, (size_t)A->mloc * kb + 1) : NULL;
+  double *recv = Pr > 1 ? panel(PANEL_RECV, (size_t)C->nloc * kb + 1) : NULL;
+  double *pack = Pr > 1 ? panel(PANEL_PACK, (size_t)C->nloc * (kb / Pr + nb) + 1) : NULL;
+  double *bcol = one ? NULL : panel(PANEL_ACOL, (size_t)C->nloc * kb + 1);
+  if (!cnt || !dsp || !base || (Pc > 1 && !arow) || (Pr > 1 && (!recv || !pack)) || (!one && !bcol))
+    err = ntk_err_set(NTK_ERR_MEMORY, "out of memory for gathered panels (%.0f MiB)", panel_mb);
+  if ((err = ntk_err_sync(g->comm, err))) goto done;
+  for (int k0 = 0; k0 < K; k0 += kb) {
+    const int k1 = k0 + kb < K ? k0 + kb : K, kp = k1 - k0;
+    int lda, ldb;
+    const double *ar = row_panel(A, k0, k1, cnt, dsp, arow, &lda), *bp = B->a + k0;
+    ldb = B->lld;
+    if (!one) {
+      /* the panel's rows of B in my C columns come from every grid row, each grid row's
+       * in its own order; they are put in the order of A's gathered columns */
+      if (Pr > 1) {
+        int tot = 0;
+        for (int q = 0; q < Pr; ++q) {
+          cnt[q] = (numroc_(&k1, &nb, &q, &izero, &Pr) - numroc_(&k0, &nb, &q, &izero, &Pr)) * C->nloc;
+          dsp[q] = tot;
+          tot += cnt[q];
+        }
+        /* packed: Open MPI's tuned Allgatherv picks its algorithm from the send type's
+         * size, so a derived type on some ranks and none on others would not match */
+        const int ilo = numroc_(&k0, &nb, &g->myrow, &izero, &Pr);
+        const int mine = numroc_(&k1, &nb, &g->myrow, &izero, &Pr) - ilo;
+        for (int jl = 0; jl < B->nloc && mine > 0; ++jl)
+          memcpy(pack + (size_t)jl * mine, B->a + ilo + (size_t)jl * B->lld, sizeof(double) * mine);
+        MPI_Allgatherv(pack, mine * B->nloc, MPI_DOUBLE, recv, cnt, dsp, MPI_DOUBLE, g->col_comm);
+      }
+      for (int c = 0; c < Pc; ++c)
+        base[c + 1] = base[c] + numroc_(&k1, &nb, &c, &izero, &Pc) - numroc_(&k0, &nb, &c, &izero, &Pc);
+      for (int q = 0; q < Pr; ++q) {
+        const int first = numroc_(&k0, &nb, &q, &izero, &Pr);
+        const int rq = numroc_(&k1, &nb, &q, &izero, &Pr) - first;
+        const double *src = Pr > 1 ? recv + dsp[q] : B->a + k0;
+        const int lds = Pr > 1 ? rq : B->lld;
+        /* the rows of one block are consecutive in both orders */
+        for (int t = 0; t < rq;) {
+          const int il = first + t, k = (il / nb) * nb * Pr + q * nb + il % nb;
+          const int run = nb - il % nb < rq - t ? nb - il % nb : rq - t;
+          const int pos = panel_pos(k, k0, base, nb, Pc);
+          for (int jl = 0; jl < C->nloc; ++jl)
+            memcpy(bcol + pos + (size_t)jl * kp, src + t + (size_t)jl * lds, sizeof(double) * run);
+          t += run;
+        }
+      }
+      bp = bcol;
+      ldb = kp;
+    }
+    const double bet = k0 == 0 ? beta : 1.0;
+    if (C->mloc > 0 && C->nloc > 0)
+      dgemm_("N", "N", &C->mloc, &C->nloc, &kp, &alpha, ar, &lda, bp, &ldb, &bet, C->a, &C->lld);
+  }
+done:
+  free(cnt);
+  free(dsp);
+  free(base);
   return err;
 }

@@ -29,21 +29,63 @@ static void term(ntk_mem_estimate *e, const char *name, double bytes) {
 
 static double max2(double a, double b) { return a > b ? a : b; }
 
-/* Bytes process (0, 0) touches in the panels of ntk_grid.c's gathered_abt (C := A B^T,
- * A am x K, B bm x K, C am x bm; same: B is A, as in ntk_dmat_gram_lower): per panel of kb
- * columns (kb within panel_mb, as the code cuts it) the rows of B for my C columns,
- * received and reordered (2 nc kb) and, with more than one grid column, my rows of A and
- * of B gathered (ma kb, mb kb) through a pack buffer of about one grid column's share.
- * On one rank nothing is gathered (the panels are the matrices themselves). */
-static double gathered_bytes(const ntk_grid *g, int am, int bm, int K, int same, double panel_mb) {
-  if (g->nprow * g->npcol == 1 || K < 1) return 0.0;
+/* The gathered products of ntk_grid.c keep their panels in five buffers, reused from one
+ * call to the next (only grown) until ntk_dmat_panels_release: what is held while two
+ * kinds of product alternate (the Grams and the backward's A B) is the larger of the two
+ * in each buffer, not their sum. */
+typedef struct {
+  double arow, brow, acol, pack, recv;
+} panel_slots;
+
+static double slots_sum(panel_slots s) { return s.arow + s.brow + s.acol + s.pack + s.recv; }
+
+static panel_slots slots_max(panel_slots a, panel_slots b) {
+  return (panel_slots){max2(a.arow, b.arow), max2(a.brow, b.brow), max2(a.acol, b.acol),
+                       max2(a.pack, b.pack), max2(a.recv, b.recv)};
+}
+
+/* Bytes process (0, 0) touches in the panels of gathered_abt (C := A B^T, A am x K, B bm x K,
+ * C am x bm; same: B is A, as in ntk_dmat_gram_lower): per panel of kb columns (kb within
+ * panel_mb, as the code cuts it) the rows of B for my C columns, received and reordered
+ * (2 nc kb) and, with more than one grid column, my rows of A and of B gathered (ma kb,
+ * mb kb) and the rows of B for my C columns packed (about one grid column's share).  On
+ * one rank nothing is gathered (the panels are the matrices themselves). */
+static panel_slots abt_slots(const ntk_grid *g, int am, int bm, int K, int same, double panel_mb) {
+  panel_slots s = {0};
+  if (g->nprow * g->npcol == 1 || K < 1) return s;
   int zero = 0;
   double ma = numroc_(&am, &g->nb, &zero, &zero, &g->nprow);
   double mb = same ? 0.0 : numroc_(&bm, &g->nb, &zero, &zero, &g->nprow);
   double nc = numroc_(&bm, &g->nb, &zero, &zero, &g->npcol);
-  double kb = ntk_dmat_panel_columns(g, am, bm, K, same, panel_mb);
-  double gather = g->npcol > 1 ? ma + mb + max2(ma, mb) / g->npcol : 0.0;
-  return 8.0 * kb * (2.0 * nc + gather);
+  double kb = 8.0 * ntk_dmat_panel_columns(g, am, bm, K, same, panel_mb);
+  s.acol = s.recv = kb * nc;
+  if (g->npcol > 1) {
+    s.arow = kb * ma;
+    s.brow = kb * mb;
+    s.pack = kb * max2(ma, mb) / g->npcol;
+  }
+  return s;
+}
+
+static double gathered_bytes(const ntk_grid *g, int am, int bm, int K, int same, double panel_mb) {
+  return slots_sum(abt_slots(g, am, bm, K, same, panel_mb));
+}
+
+/* ntk_dmat_gemm_ab_gathered (C := A B, A am x K, C am x cn): my rows of A gathered (more
+ * than one grid column), the panel's rows of B for my C columns packed and received (more
+ * than one grid row) and reordered (any grid but one rank). */
+static panel_slots ab_slots(const ntk_grid *g, int am, int cn, int K, double panel_mb) {
+  panel_slots s = {0};
+  if (g->nprow * g->npcol == 1 || K < 1) return s;
+  int zero = 0, kb = ntk_dmat_panel_columns_ab(g, am, cn, K, panel_mb);
+  double nc = numroc_(&cn, &g->nb, &zero, &zero, &g->npcol);
+  s.acol = 8.0 * kb * nc;
+  if (g->npcol > 1) s.arow = 8.0 * kb * numroc_(&am, &g->nb, &zero, &zero, &g->nprow);
+  if (g->nprow > 1) {
+    s.recv = 8.0 * kb * nc;
+    s.pack = 8.0 * numroc_(&kb, &g->nb, &zero, &zero, &g->nprow) * nc;
+  }
+  return s;
 }
 
 /* ntk_dmat_gemm_abt_gathered: with fewer rows in A than in B it computes C^T = B A^T into a
@@ -135,15 +177,18 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
   if (m > 0 && cfg->fourier.trainable) signals += dm(g, N, p) + dm(g, N, m);
   const int wide = n > p ? n : p;
   double scratch, panels;
+  /* the backward's dF/dh^{l-1} = c gz W^l (ntk_dmat_gemm_ab_gathered) */
+  const panel_slots bwd_slots = L > 0 ? ab_slots(g, N, n, n, cfg->ntk.chunk_mb) : (panel_slots){0};
   if (cfg->ntk.method == NTK_METHOD_STRUCTURED) {
     scratch = (1.0 + (k > 1 ? L + 3.0 : 1.0)) * B;
-    /* Gram panels of the signals and of the layer inputs (ntk_dmat_gram_lower) */
-    panels = gathered_bytes(g, N, N, wide, 1, cfg->ntk.chunk_mb);
+    /* Gram panels of the signals and of the layer inputs (ntk_dmat_gram_lower), sharing
+     * their buffers with the backward's products */
+    panels = slots_sum(slots_max(abt_slots(g, N, N, wide, 1, cfg->ntk.chunk_mb), bwd_slots));
   } else {
     /* replicated rows of one group's signals and inputs + one Jacobian chunk */
     double rows = (double)N / g->nprow + g->nb;
     scratch = 0.0;
-    panels = 2.0 * rows * wide * 8.0 + cfg->ntk.chunk_mb * MIB * 1.2;
+    panels = 2.0 * rows * wide * 8.0 + cfg->ntk.chunk_mb * MIB * 1.2 + slots_sum(bwd_slots);
   }
   /* the forward pass's gathered panels (ntk_dmat_gemm_abt_gathered): h W^T of the blocks
    * and, with the projection, phi W0^T */
@@ -156,7 +201,7 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
   term(e, "forward states h, z", states);
   term(e, "backward signals", signals);
   if (scratch > 0) term(e, "Gram scratch", scratch);
-  term(e, cfg->ntk.method == NTK_METHOD_STRUCTURED ? "Gram panels" : "Jacobian chunk", panels);
+  term(e, cfg->ntk.method == NTK_METHOD_STRUCTURED ? "Gram and backward panels" : "Jacobian chunk, backward panels", panels);
   term(e, "kernel symmetrization transpose", transpose);
   if (average > 0) term(e, "mask-average accumulator", average);
   e->phase_ntk = average + fourier + states + scratch + max2(max2(signals + panels, transpose), fwd);
@@ -179,7 +224,7 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
   if (diff > 0) term(e, "training: Theta_t - Theta_0 eigensolve", diff);
   e->phase_eig = max2(e->phase_eig, diff);
   /* a training step: forward states, backward signals and Fourier features again */
-  double phase_train = training ? fourier + states + max2(signals, fwd) : 0.0;
+  double phase_train = training ? fourier + states + max2(signals + slots_sum(bwd_slots), fwd) : 0.0;
   /* writing the kernel or the vectors stages a local block (ntk_output, at most 64 MiB) */
   double stage = max2(cfg->output.save_ntk ? B : 0.0, cfg->output.save_eigenvectors ? z : 0.0);
   if (stage > 64.0 * MIB) stage = 64.0 * MIB;

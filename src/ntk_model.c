@@ -286,7 +286,9 @@ int ntk_model_backward(const ntk_model *M, const ntk_dmat *X, const ntk_forward 
     err = visit_group(visit, ctx, NTK_GROUP_BLOCK(l), &gz, &F->h[l - 1], c, M->sb);
     if (err) goto done;
     /* dF/dh^{l-1} = [skip] dF/dh^l + c gz W^l */
-    if ((err = ntk_dmat_gemm('N', 'N', c, &gz, &M->W[l - 1], M->skip ? 1.0 : 0.0, &gh))) goto done;
+    if ((err = ntk_dmat_gemm_ab_gathered(c, &gz, &M->W[l - 1], M->skip ? 1.0 : 0.0, &gh,
+                                         M->cfg->ntk.chunk_mb)))
+      goto done;
     count_gemm(NTK_PHASE_BACKWARD, g, N, n, n);
   }
   ntk_dmat_free(&gz);

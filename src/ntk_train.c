@@ -537,7 +537,10 @@ int ntk_train_step(ntk_trainer *t, long long step, double *loss) {
     const size_t len = (size_t)R.lld * R.nloc;
     for (size_t e = 0; e < len; ++e) R.a[e] /= N;
   }
-  if ((err = ntk_model_backward(M, &D->x_train, &F, &R, visit_gradient, &c))) goto done;
+  err = ntk_model_backward(M, &D->x_train, &F, &R, visit_gradient, &c);
+  /* the backward's gathered panels are not held into the eigensolve */
+  ntk_dmat_panels_release();
+  if (err) goto done;
   ntk_timer_start(NTK_PHASE_TRAIN);
   apply_pending(&c);
   ntk_timer_stop(NTK_PHASE_TRAIN);

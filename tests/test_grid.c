@@ -405,15 +405,21 @@ static void test_gemm(void **state) {
         ntk_dmat_fill(&A, rnd, &sa);
         ntk_dmat_fill(&B, rnd, &sb);
         ntk_dmat_fill(&C, rnd, &sc);
-        /* PDGEMM; for A B^T also the gathered product in one panel and in panels of one
-         * block column per grid column (panel_mb tiny) */
-        for (int way = 0; way < (ta == 'N' && tb == 'T' ? 3 : 1); ++way) {
+        /* PDGEMM; for A B^T and A B also the gathered products in one panel, in panels of
+         * one block (panel_mb tiny) and in panels of a few blocks (0.004 MiB: k0 > 0 with
+         * several blocks of one grid column in a panel) */
+        const int gathered = ta == 'N';
+        for (int way = 0; way < (gathered ? 4 : 1); ++way) {
+          const double mb = way == 1 ? 64.0 : way == 2 ? 1e-6 : 0.004;
           ntk_dmat_fill(&C, rnd, &sc);
           if (way == 0)
             EXPECT(ntk_dmat_gemm(ta, tb, alpha, &A, &B, beta, &C) == NTK_OK, "gemm %c%c", ta, tb);
-          else
-            EXPECT(ntk_dmat_gemm_abt_gathered(alpha, &A, &B, beta, &C, way == 1 ? 64.0 : 1e-6) == NTK_OK,
+          else if (tb == 'T')
+            EXPECT(ntk_dmat_gemm_abt_gathered(alpha, &A, &B, beta, &C, mb) == NTK_OK,
                    "gathered A B^T");
+          else
+            EXPECT(ntk_dmat_gemm_ab_gathered(alpha, &A, &B, beta, &C, mb) == NTK_OK,
+                   "gathered A B");
           double worst = 0.0;
           for (int jl = 0; jl < C.nloc; ++jl)
             for (int il = 0; il < C.mloc; ++il) {
@@ -448,6 +454,9 @@ static void test_gemm(void **state) {
     ntk_err_clear();
     EXPECT(ntk_dmat_gemm_abt_gathered(1.0, &A, &A, 0.0, &C, 64.0) == NTK_ERR_INTERNAL,
            "gathered A B^T C shape");
+    ntk_err_clear();
+    EXPECT(ntk_dmat_gemm_ab_gathered(1.0, &A, &B, 0.0, &C, 64.0) == NTK_ERR_INTERNAL,
+           "gathered A B inner dimensions");
     ntk_err_clear();
     ntk_dmat_free(&A);
     ntk_dmat_free(&B);
