@@ -505,8 +505,8 @@ int ntk_dmat_panel_columns_ab(const ntk_grid *g, int am, int cn, int K, double p
    * columns packed and received (more than one grid row) and put in A's column order:
    * process (0, 0)'s sizes, so that every rank cuts the same panels */
   const int nb = g->nb;
-  double ma = g->npcol > 1 ? numroc_(&am, &nb, &izero, &izero, &g->nprow) : 0.0;
-  double nc = numroc_(&cn, &nb, &izero, &izero, &g->npcol);
+  double ma = g->npcol > 1 ? local_count(am, nb, 0, g->nprow) : 0.0;
+  double nc = local_count(cn, nb, 0, g->npcol);
   double copies = g->nprow > 1 ? 2.0 + 1.0 / g->nprow : (g->npcol > 1 ? 1.0 : 0.0);
   double kb = panel_mb * 1048576.0 / 8.0 / (ma + copies * nc + 1.0);
   if (kb > (double)(INT_MAX / 4)) kb = INT_MAX / 4;
@@ -515,11 +515,16 @@ int ntk_dmat_panel_columns_ab(const ntk_grid *g, int am, int cn, int K, double p
   return k > K ? K : k;
 }
 
+/* How many of the indices [k0, k1) process p of np owns (blocks of nb). */
+static int span_count(int k0, int k1, int nb, int p, int np) {
+  return local_count(k1, nb, p, np) - local_count(k0, nb, p, np);
+}
+
 /* Where global column k of a panel [k0, k1) sits in row_panel's gathered panel: grid
  * column c's columns come after those of the grid columns before it (base[c]). */
 static int panel_pos(int k, int k0, const int *base, int nb, int npcol) {
   int c = (k / nb) % npcol;
-  return base[c] + numroc_(&k, &nb, &c, &izero, &npcol) - numroc_(&k0, &nb, &c, &izero, &npcol);
+  return base[c] + span_count(k0, k, nb, c, npcol);
 }
 
 int ntk_dmat_gemm_ab_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
@@ -558,23 +563,21 @@ int ntk_dmat_gemm_ab_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B
       if (Pr > 1) {
         int tot = 0;
         for (int q = 0; q < Pr; ++q) {
-          cnt[q] = (numroc_(&k1, &nb, &q, &izero, &Pr) - numroc_(&k0, &nb, &q, &izero, &Pr)) * C->nloc;
+          cnt[q] = span_count(k0, k1, nb, q, Pr) * C->nloc;
           dsp[q] = tot;
           tot += cnt[q];
         }
         /* packed: Open MPI's tuned Allgatherv picks its algorithm from the send type's
          * size, so a derived type on some ranks and none on others would not match */
-        const int ilo = numroc_(&k0, &nb, &g->myrow, &izero, &Pr);
-        const int mine = numroc_(&k1, &nb, &g->myrow, &izero, &Pr) - ilo;
+        const int ilo = local_count(k0, nb, g->myrow, Pr), mine = span_count(k0, k1, nb, g->myrow, Pr);
         for (int jl = 0; jl < B->nloc && mine > 0; ++jl)
           memcpy(pack + (size_t)jl * mine, B->a + ilo + (size_t)jl * B->lld, sizeof(double) * mine);
         MPI_Allgatherv(pack, mine * B->nloc, MPI_DOUBLE, recv, cnt, dsp, MPI_DOUBLE, g->col_comm);
       }
       for (int c = 0; c < Pc; ++c)
-        base[c + 1] = base[c] + numroc_(&k1, &nb, &c, &izero, &Pc) - numroc_(&k0, &nb, &c, &izero, &Pc);
+        base[c + 1] = base[c] + span_count(k0, k1, nb, c, Pc);
       for (int q = 0; q < Pr; ++q) {
-        const int first = numroc_(&k0, &nb, &q, &izero, &Pr);
-        const int rq = numroc_(&k1, &nb, &q, &izero, &Pr) - first;
+        const int first = local_count(k0, nb, q, Pr), rq = span_count(k0, k1, nb, q, Pr);
         const double *src = Pr > 1 ? recv + dsp[q] : B->a + k0;
         const int lds = Pr > 1 ? rq : B->lld;
         /* the rows of one block are consecutive in both orders */

@@ -201,7 +201,9 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
   term(e, "forward states h, z", states);
   term(e, "backward signals", signals);
   if (scratch > 0) term(e, "Gram scratch", scratch);
-  term(e, cfg->ntk.method == NTK_METHOD_STRUCTURED ? "Gram and backward panels" : "Jacobian chunk, backward panels", panels);
+  term(e, cfg->ntk.method == NTK_METHOD_STRUCTURED ? "Gram and backward panels"
+                                                   : "Jacobian chunk, backward panels",
+       panels);
   term(e, "kernel symmetrization transpose", transpose);
   if (average > 0) term(e, "mask-average accumulator", average);
   e->phase_ntk = average + fourier + states + scratch + max2(max2(signals + panels, transpose), fwd);
