@@ -20,13 +20,13 @@ R = H.Report()
 # fit() must recover the parameters of runs the model itself generated (1, 2 and 4 ranks on 2
 # cores; one matrix in a 1 MiB cache, two not)
 true = {"rates": {"forward": 4e10, "backward": 5e10, "gram": 3e10, "hadamard": 6e8}, "cache_mb": 1.0,
-        "mem_bw": 1.5e10, "mem_bw_cache": 2.5e10, "beta": 3e8, "sigma": 0.4, "kappa": 0.1,
+        "mem_bw": 1.5e10, "mem_bw_cache": 2.5e10, "beta": 3e8, "kappa": 0.1,
         "kappa_shared": 0.5, "tau": 0.0}
 synth = [{"file": "synthetic", "N": N, "n": n, "L": L, "P": P,
           "t": PM.predict(true, N, n, L, P, 2)}
          for N, n, L in [(256, 256, 4), (384, 384, 4), (512, 256, 8)] for P in [1, 2, 4]]
 got = PM.fit(synth, 2, 1.0)
-for key in ["beta", "sigma", "kappa", "kappa_shared", "mem_bw", "mem_bw_cache"]:
+for key in ["beta", "kappa", "kappa_shared", "mem_bw", "mem_bw_cache"]:
     R.check(abs(got[key] - true[key]) <= 1e-9 * true[key], "fit recovers %s: %r, true %r" % (key, got[key], true[key]))
 R.check(all(abs(got["rates"][ph] - v) <= 1e-9 * v for ph, v in true["rates"].items()),
         "fit recovers the rates: %s" % got["rates"])

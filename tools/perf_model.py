@@ -17,17 +17,18 @@ Work per NTK evaluation (structured method, k outputs, p = 2m Fourier features):
   eigensolve PDSYTRD: 2/3 N^3 flops of BLAS-3 (PDSYR2K) and 4/3 N^3 bytes of BLAS-2
              (PDSYMV reads the trailing lower triangle once per column)
 Words received per rank (8 bytes each):
-  PDGEMM C(N x n) = A(N x K) B(K x n), SUMMA: (N/Pr) K (Pc-1)/Pc + K (n/Pc) (Pr-1)/Pr
+  C(N x n) = A(N x K) B(K x n), PDGEMM's SUMMA (the k-column output products) and the
+             backward's gathered A B (ntk_dmat_gemm_ab_gathered) alike:
+             (N/Pr) K (Pc-1)/Pc + K (n/Pc) (Pr-1)/Pr
   C(M x n) = A(M x K) B(n x K)^T gathered (the forward pass, ntk_dmat_gemm_abt_gathered):
              (M K + n K)(Pc-1)/P + n K (Pr-1)/P
   Gram of N x K (two allgathers of row panels): N K ((Pc-1) + (Pr-1)) / P
 Time of a phase:
-  t = F / (P R) max(1, P/C) (1 + sigma [backward, P > 1]) + 8 W / beta + M alpha
+  t = F / (P R) max(1, P/C) + 8 W / beta + M alpha
                                                                (forward, backward, gram)
   t = [(2/3 N^3) / (P R_gram) max(1, P/C) + (4/3 N^3) / B_mem] (1 + kappa [P > 1])
       + N tau log2 P                                           (eigensolve)
-R: the phase's rate per core, from 1-rank runs; C: the cores the ranks share; sigma: the
-extra compute of PDGEMM's SUMMA rounds (the backward's products) over one DGEMM; beta: the
+R: the phase's rate per core, from 1-rank runs; C: the cores the ranks share; beta: the
 bandwidth per rank (fitted on the multi-rank runs here; the network's on a cluster); B_mem:
 the memory bandwidth of the ranks' nodes (BLAS-2 does not speed up with more ranks on one
 node), one value for a matrix that fits in the last-level cache and one for one that does
@@ -45,7 +46,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 P_FEAT, K_OUT, D_IN = 128, 1, 1   # configs/quickstart.yaml: m = 64 Fourier features, k = 1, d = 1
 PHASES = ["forward", "backward", "gram", "hadamard", "eigensolve"]
 COMM = ["forward", "backward", "gram"]
-SUMMA = ["backward"]   # the phases whose products are PBLAS PDGEMMs (sigma, summa())
 
 
 def grid(P):
@@ -88,15 +88,30 @@ def words(N, n, L, P, passes=2):
             "hadamard": 0.0, "eigensolve": 0.0}
 
 
-def messages(N, n, L, P, b, passes=2):
-    """Messages per rank: a broadcast per block column of each PDGEMM, two allgathers per
-    Gram panel; the eigensolve's are in its tau term."""
+def panels(K, rows, step, chunk_mb):
+    """Panels of K columns that ntkspec's gathered products cut (ntk_dmat_panel_columns and
+    ntk_dmat_panel_columns_ab): as wide as `rows` gathered doubles per column allow within
+    chunk_mb, a multiple of `step`."""
+    kb = int(chunk_mb * 2 ** 20 / 8.0 / (rows + 1.0)) // step * step
+    return math.ceil(K / max(step, min(kb, K)))
+
+
+def messages(N, n, L, P, b, passes=2, chunk_mb=256.0):
+    """Messages per rank: a broadcast per block column and tree level of each PBLAS PDGEMM
+    (the k-column output products); two allgathers per panel and tree level of ntkspec's
+    gathered products (forward z = h W^T, backward gz W, the Grams); the eigensolve's are in
+    its tau term."""
     if P == 1:
         return dict.fromkeys(PHASES, 0.0)
-    lg = math.log2(P)
-    per_gemm = (n / b) * 2 * lg
-    return {"forward": passes * (L + 2) * per_gemm, "backward": (L + 1) * per_gemm,
-            "gram": (2 * L + 2) * 2 * lg, "hadamard": 0.0, "eigensolve": 0.0}
+    pr, pc = grid(P)
+    lg = 2 * math.log2(P)
+    abt = panels(n, N / pr + n / pr + n / pc, b * pc, chunk_mb)
+    copies = 2.0 + 1.0 / pr if pr > 1 else 1.0
+    ab = panels(n, (N / pr if pc > 1 else 0.0) + copies * n / pc, b, chunk_mb)
+    gram = panels(n, N / pr + N / pc, b * pc, chunk_mb)
+    return {"forward": passes * ((L + 1) * abt + n / b) * lg,
+            "backward": (L * ab + 1) * lg,
+            "gram": (2 * L + 2) * gram * lg, "hadamard": 0.0, "eigensolve": 0.0}
 
 
 def memory_per_rank(N, n, L, P):
@@ -121,7 +136,7 @@ def predict(m, N, n, L, P, cores, nodes=1, b=64, alpha=0.0, beta=None, mem_bw=No
     t = {}
     acc = {"compute": 0.0, "bandwidth": 0.0, "latency": 0.0}
     for ph in ["forward", "backward", "gram", "hadamard"]:
-        c = F[ph] / (P * m["rates"][ph]) * share * (1.0 + summa(m, ph, P))
+        c = F[ph] / (P * m["rates"][ph]) * share
         w, l = W[ph] * 8.0 / beta, M[ph] * alpha
         t[ph] = c + w + l
         acc["compute"] += c
@@ -138,14 +153,6 @@ def predict(m, N, n, L, P, cores, nodes=1, b=64, alpha=0.0, beta=None, mem_bw=No
     if parts is not None:
         parts.update(acc)
     return t
-
-
-def summa(m, ph, P):
-    """The backward pass's products are PBLAS PDGEMMs: on several ranks SUMMA multiplies in
-    rounds of rank-b updates, each on panels it first packs and broadcasts, and computes
-    slower than one rank's single DGEMM by this fraction (fitted; a node-local cost, so kept
-    on a cluster).  The forward and the Gram are ntkspec's own: one DGEMM after the gathers."""
-    return m.get("sigma", 0.0) if ph in SUMMA and P > 1 else 0.0
 
 
 def kappa(m, P, cores):
@@ -193,29 +200,19 @@ def fit(runs, cores, cache_mb):
     m["mem_bw"] = sum(bw[False]) / len(bw[False]) if bw[False] else sum(bw[True]) / len(bw[True])
     m["mem_bw_cache"] = sum(bw[True]) / len(bw[True]) if bw[True] else m["mem_bw"]
     multi = [r for r in runs if r["P"] > 1]
-    # excess over the compute term = 8 W / beta (+ sigma times the compute for the backward's
-    # PDGEMMs): least squares through the origin for (1/beta, sigma)
-    a = [[0.0, 0.0], [0.0, 0.0]]
-    y = [0.0, 0.0]
+    # excess over the compute term = 8 W / beta: least squares through the origin for 1/beta.
+    # Every large product is one DGEMM per gathered panel, so there is no compute overhead of
+    # several ranks to fit (PDGEMM's SUMMA rounds had one, docs/SCALING.md)
+    sxx = sxy = 0.0
     for r in multi:
         F, W = flops(r["N"], r["n"], r["L"]), words(r["N"], r["n"], r["L"], r["P"])
         share = max(1.0, r["P"] / float(cores))
         for ph in COMM:
             c = F[ph] / (r["P"] * rates[ph]) * share
-            x = (8.0 * W[ph], c if ph in SUMMA else 0.0)
-            for i in range(2):
-                y[i] += x[i] * (r["t"][ph] - c)
-                for j in range(2):
-                    a[i][j] += x[i] * x[j]
-    det = a[0][0] * a[1][1] - a[0][1] * a[1][0]
-    sol = None
-    if a[0][0] > 0 and a[1][1] > 0 and det > 1e-9 * a[0][0] * a[1][1]:
-        sol = ((a[1][1] * y[0] - a[0][1] * y[1]) / det, (a[0][0] * y[1] - a[1][0] * y[0]) / det)
-    if sol is None or sol[0] <= 0 or sol[1] < 0:
-        # the runs cannot separate the two: words alone
-        sol = (y[0] / a[0][0] if a[0][0] > 0 else 0.0, 0.0)
-    m["beta"] = 1.0 / sol[0] if sol[0] > 0 else float("inf")
-    m["sigma"] = sol[1]
+            sxx += (8.0 * W[ph]) ** 2
+            sxy += 8.0 * W[ph] * (r["t"][ph] - c)
+    inv = sxy / sxx if sxx > 0 else 0.0
+    m["beta"] = 1.0 / inv if inv > 0 else float("inf")
     # the eigensolve on several ranks of one node: the measured time over the compute and
     # memory terms, less one (load imbalance and waiting inside PDSYTRD), for ranks with a
     # core each and for ranks sharing cores (each of PDSYTRD's per-column reductions then
@@ -254,9 +251,9 @@ def group(runs):
 def compare(m, runs, cores, fitted):
     print("parameters: rates per core (flop/s; hadamard: entry updates/s) " +
           ", ".join("%s %.3g" % (k, v) for k, v in m["rates"].items()))
-    print("            beta %.3g B/s per rank, PDGEMM's SUMMA compute overhead sigma %.2f, memory bandwidth "
+    print("            beta %.3g B/s per rank, memory bandwidth "
           "%.3g B/s (matrix in cache: %.3g), eigensolve overhead on several ranks kappa %.2f (ranks sharing "
-          "cores: %.2f)" % (m["beta"], m.get("sigma", 0.0), m["mem_bw"], m["mem_bw_cache"], m["kappa"],
+          "cores: %.2f)" % (m["beta"], m["mem_bw"], m["mem_bw_cache"], m["kappa"],
                             m.get("kappa_shared", m["kappa"])))
     print("measured: median over the repeats of a configuration (spread: max/min - 1)")
     print("%6s %6s %3s %3s %4s %5s %10s %10s %7s %7s" % ("N", "n", "L", "P", "runs", "fit", "measured",
