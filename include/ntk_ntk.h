@@ -16,9 +16,16 @@
  * parameter group's contribution. */
 int ntk_ntk_compute(const ntk_model *model, const ntk_dmat *X, const double *xi, int method,
                     double chunk_mb, ntk_dmat *theta, double *group_trace);
+/* Collective: the same kernel from forward states F of X that the caller already has (the
+ * loss's forward pass of the evaluation network: a measurement then runs one forward pass,
+ * not two).  F is read, not freed. */
+int ntk_ntk_compute_from(const ntk_model *model, const ntk_dmat *X, const ntk_forward *F,
+                         int method, double chunk_mb, ntk_dmat *theta, double *group_trace);
 /* Collective: the kernel the config's ntk.network asks for at training step `step`
- * (eval, the step's mask, or the average over ntk.mask_samples masks). */
+ * (eval, the step's mask, or the average over ntk.mask_samples masks).  eval_fwd (may be
+ * NULL): the evaluation network's forward states of X, used instead of a new forward pass
+ * when the network is eval. */
 int ntk_ntk_for_config(const ntk_model *model, const ntk_dmat *X, long long step,
-                       ntk_dmat *theta, double *group_trace);
+                       const ntk_forward *eval_fwd, ntk_dmat *theta, double *group_trace);
 
 #endif

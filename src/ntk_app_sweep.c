@@ -149,7 +149,7 @@ static int sweep_main(ntk_config *cfg, const char *cmdline, const char *widths_t
       c.model.width = r->widths[a];
       ntk_model M;
       if ((err = ntk_model_init(&c, g, D->d, D->k, &M))) break;
-      err = ntk_ntk_for_config(&M, &D->x_train, 0, &theta, NULL);
+      err = ntk_ntk_for_config(&M, &D->x_train, 0, NULL, &theta, NULL);
       ntk_model_free(&M);
       if (err) break;
       ntk_timer_start(NTK_PHASE_EIGENSOLVE);

@@ -116,20 +116,21 @@ done:
   return err;
 }
 
-int ntk_ntk_compute(const ntk_model *M, const ntk_dmat *X, const double *xi, int method,
-                    double chunk_mb, ntk_dmat *theta, double *group_trace) {
+int ntk_ntk_compute_from(const ntk_model *M, const ntk_dmat *X, const ntk_forward *F, int method,
+                         double chunk_mb, ntk_dmat *theta, double *group_trace) {
   const ntk_grid *g = M->g;
   const int N = X->m, k = M->k, ng = NTK_NGROUPS(M->L);
   int err = NTK_OK;
-  ntk_forward F = {0};
   ntk_dmat S = {0};
   ntk_acc A = {.M = M, .method = method, .chunk_mb = chunk_mb, .weight = 1.0 / k,
                .theta = theta, .group_trace = group_trace, .cache_all = k > 1};
   if (theta->m != N || theta->n != N)
     return ntk_err_set(NTK_ERR_INTERNAL, "ntk: theta is %d x %d for %d samples", theta->m, theta->n, N);
+  if (F->N != N || F->L != M->L || F->f.n != k)
+    return ntk_err_set(NTK_ERR_INTERNAL, "ntk: forward states of %d samples, %d blocks for %d, %d",
+                       F->N, F->L, N, M->L);
   ntk_dmat_zero(theta);
   if (group_trace) memset(group_trace, 0, (size_t)ng * sizeof(double));
-  NTK_CHECK(ntk_model_forward(M, X, xi, &F));
   A.ga_cache = calloc((size_t)ng, sizeof(ntk_dmat));
   A.ga_valid = calloc((size_t)ng, sizeof(int));
   if (!A.ga_cache || !A.ga_valid) {
@@ -148,7 +149,7 @@ int ntk_ntk_compute(const ntk_model *M, const ntk_dmat *X, const double *xi, int
       double v = ntk_dmat_col_l2g(&S, jl) == c ? 1.0 : 0.0;
       for (int il = 0; il < S.mloc; ++il) S.a[il + (size_t)jl * S.lld] = v;
     }
-    err = ntk_model_backward(M, X, &F, &S,
+    err = ntk_model_backward(M, X, F, &S,
                              method == NTK_METHOD_JACOBIAN ? visit_jacobian : visit_structured, &A);
     if (err) goto done;
   }
@@ -163,13 +164,22 @@ done:
   for (int q = 0; A.ga_cache && q < ng; ++q) ntk_dmat_free(&A.ga_cache[q]);
   free(A.ga_cache);
   free(A.ga_valid);
-  ntk_forward_free(&F);
   if (err) ntk_err_trace(__FILE__, __LINE__, __func__);
   return err;
 }
 
-int ntk_ntk_for_config(const ntk_model *M, const ntk_dmat *X, long long step, ntk_dmat *theta,
-                       double *group_trace) {
+int ntk_ntk_compute(const ntk_model *M, const ntk_dmat *X, const double *xi, int method,
+                    double chunk_mb, ntk_dmat *theta, double *group_trace) {
+  ntk_forward F;
+  NTK_CHECK(ntk_model_forward(M, X, xi, &F));
+  int err = ntk_ntk_compute_from(M, X, &F, method, chunk_mb, theta, group_trace);
+  ntk_forward_free(&F);
+  NTK_CHECK(err);
+  return NTK_OK;
+}
+
+int ntk_ntk_for_config(const ntk_model *M, const ntk_dmat *X, long long step,
+                       const ntk_forward *eval_fwd, ntk_dmat *theta, double *group_trace) {
   const ntk_config *cfg = M->cfg;
   const int L = M->L, ng = NTK_NGROUPS(L);
   double *xi;
@@ -177,7 +187,9 @@ int ntk_ntk_for_config(const ntk_model *M, const ntk_dmat *X, long long step, nt
   int err = NTK_OK;
   switch (cfg->ntk.network) {
     case NTK_NETWORK_EVAL:
-      err = ntk_ntk_compute(M, X, NULL, cfg->ntk.method, cfg->ntk.chunk_mb, theta, group_trace);
+      err = eval_fwd ? ntk_ntk_compute_from(M, X, eval_fwd, cfg->ntk.method, cfg->ntk.chunk_mb, theta,
+                                            group_trace)
+                     : ntk_ntk_compute(M, X, NULL, cfg->ntk.method, cfg->ntk.chunk_mb, theta, group_trace);
       break;
     case NTK_NETWORK_MASK:
       if (cfg->depth.mask_len > 0)

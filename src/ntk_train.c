@@ -199,15 +199,20 @@ static int kernel_reference(const ntk_trainer *t, const ntk_dmat *theta, int K, 
   return NTK_OK;
 }
 
-/* Train-set residual of the evaluation network (N x k, created here) and its loss. */
-static int eval_residual(const ntk_trainer *t, ntk_dmat *R, double *loss, double *acc) {
+/* Train-set residual of the evaluation network (N x k, created here) and its loss.  keep
+ * (may be NULL) receives the forward states, for the kernel of the same network. */
+static int eval_residual(const ntk_trainer *t, ntk_dmat *R, double *loss, double *acc,
+                         ntk_forward *keep) {
   const ntk_data *D = t->data;
   ntk_forward F;
   NTK_CHECK(ntk_model_forward(t->model, &D->x_train, NULL, &F));
   int err = ntk_metrics_loss(&F.f, &D->y_train, D->classification, loss, acc);
   if (!err) err = ntk_dmat_create(t->g, F.f.m, F.f.n, R);
   if (!err) err = ntk_metrics_residual(&F.f, &D->y_train, R);
-  ntk_forward_free(&F);
+  if (keep && !err)
+    *keep = F;
+  else
+    ntk_forward_free(&F);
   NTK_CHECK(err);
   return NTK_OK;
 }
@@ -215,7 +220,7 @@ static int eval_residual(const ntk_trainer *t, ntk_dmat *R, double *loss, double
 int ntk_train_set_infinite_reference(ntk_trainer *t, const ntk_dmat *theta_inf) {
   ntk_dmat R = {0};
   double loss, acc;
-  NTK_CHECK(eval_residual(t, &R, &loss, &acc));
+  NTK_CHECK(eval_residual(t, &R, &loss, &acc, NULL));
   int err = kernel_reference(t, theta_inf, t->N, &R, &t->refinf);
   ntk_dmat_free(&R);
   NTK_CHECK(err);
@@ -231,6 +236,7 @@ int ntk_train_measure(ntk_trainer *t, long long step, int *diverged) {
   const int N = t->N, K = t->K, training = cfg->train.steps > 0;
   int err = NTK_OK;
   ntk_dmat R = {0};
+  ntk_forward fwd = {0};
   double *energy = NULL;
   double drift = 0.0, shift = 0.0, norm2 = 0.0, eig_drift = 0.0;
   double pred = NAN, pred_inf = NAN, ratio = NAN;
@@ -241,8 +247,8 @@ int ntk_train_measure(ntk_trainer *t, long long step, int *diverged) {
 
   ntk_timer_start(NTK_PHASE_METRICS);
   double train_loss, train_acc, test_loss = NAN, test_acc = NAN;
-  err = eval_residual(t, &R, &train_loss, &train_acc);
-  if (!err && D->n_test > 0) {
+  if (D->n_test > 0) {
+    /* the test set first: the train set's forward states are then the only ones held */
     ntk_forward F;
     err = ntk_model_forward(t->model, &D->x_test, NULL, &F);
     if (!err) {
@@ -250,10 +256,16 @@ int ntk_train_measure(ntk_trainer *t, long long step, int *diverged) {
       ntk_forward_free(&F);
     }
   }
+  /* the loss's forward pass is the evaluation network's: with ntk.network eval the kernel
+   * is assembled from its states instead of a second pass */
+  const int reuse = cfg->ntk.network == NTK_NETWORK_EVAL;
+  if (!err) err = eval_residual(t, &R, &train_loss, &train_acc, reuse ? &fwd : NULL);
   ntk_timer_stop(NTK_PHASE_METRICS);
   if (err) goto done;
 
-  if ((err = ntk_ntk_for_config(t->model, &D->x_train, step, &t->theta, t->group_trace))) goto done;
+  err = ntk_ntk_for_config(t->model, &D->x_train, step, reuse ? &fwd : NULL, &t->theta, t->group_trace);
+  ntk_forward_free(&fwd);
+  if (err) goto done;
   if (!isfinite(train_loss) || !ntk_metrics_all_finite(&t->theta)) {
     /* nothing of this step is written: a NaN kernel would only stall the eigensolver */
     *diverged = 1;
@@ -383,6 +395,7 @@ metrics_done:
     *diverged = 1;
   }
 done:
+  ntk_forward_free(&fwd);
   free(energy);
   ntk_dmat_free(&R);
   if (err) ntk_err_trace(__FILE__, __LINE__, __func__);

@@ -219,6 +219,34 @@ static void methods_agree(const char *name, ntk_config *cfg, const ntk_grid *g, 
   OK(ntk_ntk_compute(&M, &X, xi, NTK_METHOD_JACOBIAN, 0.002, &T2, tr2));
   double rel = ntk_dmat_diff_fro(&T1, &T2) / ntk_dmat_norm_fro(&T2);
   EXPECT(rel < 1e-12, "%s: structured vs jacobian relative Frobenius %.3e", name, rel);
+  {
+    /* from forward states the caller holds (a measurement's loss pass): the same kernel,
+     * bit for bit, and the states are left intact for a second use */
+    ntk_forward F;
+    ntk_dmat T3;
+    double tr3[16];
+    OK(ntk_model_forward(&M, &X, xi, &F));
+    OK(ntk_dmat_create(g, N, N, &T3));
+    for (int rep = 0; rep < 2; ++rep) {
+      OK(ntk_ntk_compute_from(&M, &X, &F, NTK_METHOD_STRUCTURED, 1e-6, &T3, tr3));
+      double diff = ntk_dmat_diff_fro(&T1, &T3);
+      EXPECT(diff == 0.0, "%s: kernel from held forward states (use %d) differs by %.3e", name, rep, diff);
+      for (int q = 0; q < NTK_NGROUPS(M.L); ++q)
+        EXPECT(tr3[q] == tr1[q], "%s: group %d trace from held states %.17g vs %.17g", name, q, tr3[q], tr1[q]);
+    }
+    ntk_forward_free(&F);
+    /* states of other samples are refused, not read out of bounds */
+    ntk_dmat Y;
+    OK(ntk_dmat_create(g, N - 1, d, &Y));
+    ntk_dmat_fill(&Y, xdata, NULL);
+    OK(ntk_model_forward(&M, &Y, xi, &F));
+    EXPECT(ntk_ntk_compute_from(&M, &X, &F, NTK_METHOD_STRUCTURED, 1e-6, &T3, NULL) == NTK_ERR_INTERNAL,
+           "%s: forward states of %d samples accepted for %d", name, N - 1, N);
+    ntk_err_clear();
+    ntk_forward_free(&F);
+    ntk_dmat_free(&Y);
+    ntk_dmat_free(&T3);
+  }
   double ttot = ntk_dmat_trace(&T1), gsum = 0.0;
   for (int q = 0; q < NTK_NGROUPS(M.L); ++q) {
     gsum += tr1[q];

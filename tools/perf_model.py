@@ -10,7 +10,8 @@ headline problem on a cluster.
     tools/perf_model.py predict --rates rates.json [--N 65536 --n 65536 --L 8] ...
 
 Work per NTK evaluation (structured method, k outputs, p = 2m Fourier features):
-  forward    F = 2 N n (p + L n + k) + 2 N d m per pass (ntkspec run does 2 passes: NTK and loss)
+  forward    F = 2 N n (p + L n + k) + 2 N d m per pass (ntkspec run: one pass per measurement,
+             shared by the loss and the kernel; a file's own count is read from its flops)
   backward   F = 2 N n (L n + k)
   gram       F = N (N+1) ((2L+2) n + k + p)   (lower triangles, ntk_dmat_gram_lower)
   hadamard   N (N+1) (L+2) 3/2 entry updates  (memory bound)
@@ -57,7 +58,7 @@ def grid(P):
     return P // pc, pc
 
 
-def flops(N, n, L, passes=2):
+def flops(N, n, L, passes=1):
     return {"forward": passes * (2.0 * N * n * (P_FEAT + L * n + K_OUT) + N * D_IN * P_FEAT),
             "backward": 2.0 * N * n * (L * n + K_OUT),
             "gram": N * (N + 1.0) * ((2 * L + 2) * n + K_OUT + P_FEAT),
@@ -70,7 +71,7 @@ def eig_parts(N):
     return 2.0 / 3.0 * N ** 3, 4.0 / 3.0 * N ** 3
 
 
-def words(N, n, L, P, passes=2):
+def words(N, n, L, P, passes=1):
     """Words received per rank per phase."""
     pr, pc = grid(P)
 
@@ -96,7 +97,7 @@ def panels(K, rows, step, chunk_mb):
     return math.ceil(K / max(step, min(kb, K)))
 
 
-def messages(N, n, L, P, b, passes=2, chunk_mb=256.0):
+def messages(N, n, L, P, b, passes=1, chunk_mb=256.0):
     """Messages per rank: a broadcast per block column and tree level of each PBLAS PDGEMM
     (the k-column output products); two allgathers per panel and tree level of ntkspec's
     gathered products (forward z = h W^T, backward gz W, the Grams); the eigensolve's are in
@@ -127,11 +128,13 @@ def fits_cache(N, P, nodes, cache_mb):
 
 
 def predict(m, N, n, L, P, cores, nodes=1, b=64, alpha=0.0, beta=None, mem_bw=None, tau=None,
-            parts=None):
+            parts=None, passes=1):
     """Seconds per phase for calibration `m`.  beta, mem_bw (per node) and tau replace the
-    calibrated values (a cluster's).  `parts` receives the compute, bandwidth and latency sums."""
+    calibrated values (a cluster's).  `parts` receives the compute, bandwidth and latency sums.
+    passes: forward passes per NTK evaluation."""
     beta = beta or m["beta"]
-    F, W, M = flops(N, n, L), words(N, n, L, P), messages(N, n, L, P, b)
+    F, W = flops(N, n, L, passes), words(N, n, L, P, passes)
+    M = messages(N, n, L, P, b, passes)
     share = max(1.0, P / float(cores))
     t = {}
     acc = {"compute": 0.0, "bandwidth": 0.0, "latency": 0.0}
@@ -169,10 +172,14 @@ def load_runs(files):
     for path in files:
         with ntkfile.open_file(path) as f:
             cfg, tim = ntkfile.effective_config(f), ntkfile.timing(f)
-            runs.append({"file": path, "P": int(ntkfile.attr(f, "mpi_size")),
-                         "N": int(cfg["data.n_train"]), "n": int(cfg["model.width"]),
-                         "L": int(cfg["model.depth"]),
-                         "t": {ph: tim[ph]["max"] for ph in PHASES}})
+            N, n, L = int(cfg["data.n_train"]), int(cfg["model.width"]), int(cfg["model.depth"])
+            # forward passes as the file counted them: 1 since the kernel reuses the loss's
+            # states (2026-12-04), 2 in older files
+            one = flops(N, n, L)["forward"]
+            done = tim.get("forward", {}).get("flops", 0.0)
+            passes = round(done / one, 3) if done > 0 else 1
+            runs.append({"file": path, "P": int(ntkfile.attr(f, "mpi_size")), "N": N, "n": n,
+                         "L": L, "passes": passes, "t": {ph: tim[ph]["max"] for ph in PHASES}})
     return runs
 
 
@@ -185,7 +192,8 @@ def fit(runs, cores, cache_mb):
     rates = {}
     for ph in ["forward", "backward", "gram", "hadamard"]:
         # geometric mean: the rate that makes the 1-rank relative errors cancel
-        logs = [math.log(flops(r["N"], r["n"], r["L"])[ph] / r["t"][ph]) for r in ones]
+        logs = [math.log(flops(r["N"], r["n"], r["L"], r.get("passes", 1))[ph] / r["t"][ph])
+                for r in ones]
         rates[ph] = math.exp(sum(logs) / len(logs))
     m = {"rates": rates, "cache_mb": cache_mb}
     bw = {True: [], False: []}
@@ -205,7 +213,8 @@ def fit(runs, cores, cache_mb):
     # several ranks to fit (PDGEMM's SUMMA rounds had one, docs/SCALING.md)
     sxx = sxy = 0.0
     for r in multi:
-        F, W = flops(r["N"], r["n"], r["L"]), words(r["N"], r["n"], r["L"], r["P"])
+        q = r.get("passes", 1)
+        F, W = flops(r["N"], r["n"], r["L"], q), words(r["N"], r["n"], r["L"], r["P"], q)
         share = max(1.0, r["P"] / float(cores))
         for ph in COMM:
             c = F[ph] / (r["P"] * rates[ph]) * share
@@ -221,7 +230,7 @@ def fit(runs, cores, cache_mb):
     m["kappa"], m["tau"] = 0.0, 0.0
     over = {False: [], True: []}
     for r in multi:
-        t = predict(m, r["N"], r["n"], r["L"], r["P"], cores)["eigensolve"]
+        t = predict(m, r["N"], r["n"], r["L"], r["P"], cores, passes=r.get("passes", 1))["eigensolve"]
         over[r["P"] > cores].append(r["t"]["eigensolve"] / t - 1.0)
     mean = {k: max(0.0, sum(v) / len(v)) for k, v in over.items() if v}
     m["kappa"] = mean.get(False, mean.get(True, 0.0))
@@ -235,16 +244,16 @@ def group(runs):
     the spread (max/min - 1)."""
     by = {}
     for r in runs:
-        by.setdefault((r["N"], r["n"], r["L"], r["P"]), []).append(r)
+        by.setdefault((r["N"], r["n"], r["L"], r["P"], r.get("passes", 1)), []).append(r)
     out = []
-    for (N, n, L, P), rs in sorted(by.items()):
+    for (N, n, L, P, q), rs in sorted(by.items()):
         t, spread = {}, {}
         for ph in PHASES:
             v = sorted(r["t"][ph] for r in rs)
             k = len(v)
             t[ph] = v[k // 2] if k % 2 else 0.5 * (v[k // 2 - 1] + v[k // 2])
             spread[ph] = v[-1] / v[0] - 1.0 if v[0] > 0 else 0.0
-        out.append({"N": N, "n": n, "L": L, "P": P, "t": t, "spread": spread, "runs": rs})
+        out.append({"N": N, "n": n, "L": L, "P": P, "passes": q, "t": t, "spread": spread, "runs": rs})
     return out
 
 
@@ -260,7 +269,7 @@ def compare(m, runs, cores, fitted):
                                                        "model", "error", "spread"))
     worst = 0.0
     for c in group(runs):
-        t = predict(m, c["N"], c["n"], c["L"], c["P"], cores)
+        t = predict(m, c["N"], c["n"], c["L"], c["P"], cores, passes=c["passes"])
         fit = "yes" if all(r["file"] in fitted for r in c["runs"]) else "no"
         for ph in PHASES:
             e = (t[ph] - c["t"][ph]) / c["t"][ph] if c["t"][ph] > 0 else float("nan")
