@@ -143,6 +143,62 @@ static double ormtr_lwork(int mp, int nq, int nb) {
   return (a > b ? a : b) + (double)nb * nb;
 }
 
+/* What the three ScaLAPACK drivers share: the N x N vector matrix they write (when they
+ * write one), the ascending eigenvalues, the workspaces and their query.  Each step agrees
+ * on its outcome across ranks, since the next ScaLAPACK call is collective. */
+typedef struct {
+  const char *name;
+  int generous; /* the query is known to underestimate (PDSYEVR): a wider margin */
+  ntk_dmat Zf;
+  double *w, *work, wq[4];
+  int *iwork, iwq[4], lwork, liwork;
+} eig_driver;
+
+static int driver_begin(eig_driver *d, const ntk_dmat *A, int want_z) {
+  d->lwork = d->liwork = -1;
+  int err = want_z ? ntk_dmat_create(A->g, A->m, A->m, &d->Zf) : NTK_OK;
+  if (err == NTK_OK) {
+    d->w = ntk_calloc((size_t)A->m, sizeof(double), "eigenvalues");
+    if (!d->w) err = NTK_ERR_MEMORY;
+  }
+  return ntk_err_sync(A->g->comm, err);
+}
+
+/* After the query (info): workspaces of at least lw_min reals and, with liw_min >= 0, of
+ * at least liw_min integers. */
+static int driver_workspace(eig_driver *d, const ntk_grid *g, int info, double lw_min, double liw_min) {
+  int err = NTK_OK;
+  if (info != 0) {
+    err = ntk_err_set(NTK_ERR_RUNTIME, "%s workspace query failed (info %d)", d->name, info);
+  } else {
+    err = workspace_size(d->wq[0], lw_min, d->generous, d->name, "real", &d->lwork);
+    if (!err && liw_min >= 0.0)
+      err = workspace_size((double)d->iwq[0], liw_min, d->generous, d->name, "integer", &d->liwork);
+    if (!err) {
+      d->work = ntk_malloc((size_t)d->lwork * sizeof(double), "eigensolver workspace");
+      if (!d->work) err = NTK_ERR_MEMORY;
+    }
+    if (!err && liw_min >= 0.0) {
+      d->iwork = ntk_malloc((size_t)d->liwork * sizeof(int), "eigensolver integer workspace");
+      if (!d->iwork) err = NTK_ERR_MEMORY;
+    }
+  }
+  return ntk_err_sync(g->comm, err);
+}
+
+/* After the solve: its info, and err from the caller's own checks of what it returned. */
+static int driver_check(const eig_driver *d, const ntk_grid *g, int info, int err) {
+  if (info != 0) err = ntk_err_set(NTK_ERR_RUNTIME, "%s failed (info %d)", d->name, info);
+  return ntk_err_sync(g->comm, err);
+}
+
+static void driver_end(eig_driver *d) {
+  ntk_dmat_free(&d->Zf);
+  free(d->w);
+  free(d->work);
+  free(d->iwork);
+}
+
 /* MRRR.  RANGE = 'I' with IL = N-MZ+1, IU = N computes only the MZ >= K largest.
  *
  * PDSYEVR hands the back-transformation PDORMTR a workspace sized by its own formula,
@@ -161,54 +217,28 @@ static int solve_pdsyevr(ntk_dmat *A, int top_k, int want_vectors, double *w_des
   const char jobz = want_vectors ? 'V' : 'N', range = mz == n ? 'A' : 'I';
   const int il = n - mz + 1, iu = n;
   const double vl = 0.0, vu = 0.0;
-  ntk_dmat Zf;
-  memset(&Zf, 0, sizeof Zf);
-  double *w = NULL, *work = NULL, wq[4] = {0};
-  int *iwork = NULL, iwq[4] = {0};
-  int m = 0, nz = 0, info = 0, lwork = -1, liwork = -1;
-  int err = want_vectors ? ntk_dmat_create(g, n, n, &Zf) : NTK_OK;
+  int m = 0, nz = 0, info = 0;
+  eig_driver d = {.name = "pdsyevr", .generous = 1};
+  int err = driver_begin(&d, A, want_vectors);
   /* with JOBZ = 'N' Z is not referenced; A's array and descriptor stand in for it */
-  double *za = want_vectors ? Zf.a : A->a;
-  const int *zdesc = want_vectors ? Zf.desc : A->desc;
-  if (err == NTK_OK) {
-    w = ntk_calloc((size_t)n, sizeof(double), "eigenvalues");
-    if (!w) err = NTK_ERR_MEMORY;
-  }
-  err = ntk_err_sync(g->comm, err);
+  double *za = want_vectors ? d.Zf.a : A->a;
+  const int *zdesc = want_vectors ? d.Zf.desc : A->desc;
   if (err) goto done;
-  pdsyevr_(&jobz, &range, "L", &n, A->a, &ione, &ione, A->desc, &vl, &vu, &il, &iu, &m, &nz, w,
-           za, &ione, &ione, zdesc, wq, &lwork, iwq, &liwork, &info);
-  if (info != 0) {
-    err = ntk_err_set(NTK_ERR_RUNTIME, "pdsyevr workspace query failed (info %d)", info);
-  } else {
-    int nnp = n > g->size + 1 ? n : g->size + 1;
-    if (nnp < 4) nnp = 4;
-    double liw_min = (want_vectors ? 12.0 : 10.0) * nnp + 2.0 * n;
-    err = workspace_size(wq[0], 3.0, 1, "pdsyevr", "real", &lwork);
-    if (!err) err = workspace_size((double)iwq[0], liw_min, 1, "pdsyevr", "integer", &liwork);
-    if (!err) {
-      work = ntk_malloc((size_t)lwork * sizeof(double), "pdsyevr workspace");
-      iwork = ntk_malloc((size_t)liwork * sizeof(int), "pdsyevr integer workspace");
-      if (!work || !iwork) err = NTK_ERR_MEMORY;
-    }
-  }
-  err = ntk_err_sync(g->comm, err);
-  if (err) goto done;
-  pdsyevr_(&jobz, &range, "L", &n, A->a, &ione, &ione, A->desc, &vl, &vu, &il, &iu, &m, &nz, w,
-           za, &ione, &ione, zdesc, work, &lwork, iwork, &liwork, &info);
-  if (info != 0)
-    err = ntk_err_set(NTK_ERR_RUNTIME, "pdsyevr failed (info %d)", info);
-  else if (m != mz || (want_vectors && nz != mz))
+  pdsyevr_(&jobz, &range, "L", &n, A->a, &ione, &ione, A->desc, &vl, &vu, &il, &iu, &m, &nz, d.w,
+           za, &ione, &ione, zdesc, d.wq, &d.lwork, d.iwq, &d.liwork, &info);
+  int nnp = n > g->size + 1 ? n : g->size + 1;
+  if (nnp < 4) nnp = 4;
+  if ((err = driver_workspace(&d, g, info, 3.0, (want_vectors ? 12.0 : 10.0) * nnp + 2.0 * n)))
+    goto done;
+  pdsyevr_(&jobz, &range, "L", &n, A->a, &ione, &ione, A->desc, &vl, &vu, &il, &iu, &m, &nz, d.w,
+           za, &ione, &ione, zdesc, d.work, &d.lwork, d.iwork, &d.liwork, &info);
+  if (info == 0 && (m != mz || (want_vectors && nz != mz)))
     err = ntk_err_set(NTK_ERR_RUNTIME, "pdsyevr returned %d eigenvalues and %d vectors of %d",
                       m, want_vectors ? nz : 0, mz);
-  err = ntk_err_sync(g->comm, err);
-  if (err) goto done;
-  err = finish(&Zf, w, mz - K, K, want_vectors, w_desc, Z);
+  if ((err = driver_check(&d, g, info, err))) goto done;
+  err = finish(&d.Zf, d.w, mz - K, K, want_vectors, w_desc, Z);
 done:
-  ntk_dmat_free(&Zf);
-  free(w);
-  free(work);
-  free(iwork);
+  driver_end(&d);
   return err;
 }
 
@@ -216,47 +246,23 @@ done:
 static int solve_pdsyevd(ntk_dmat *A, int top_k, int want_vectors, double *w_desc, ntk_dmat *Z) {
   const ntk_grid *g = A->g;
   const int n = A->m, K = resolve_k(n, top_k);
-  ntk_dmat Zf;
-  double *w = NULL, *work = NULL, wq[4] = {0};
-  int *iwork = NULL, iwq[4] = {0};
-  int info = 0, lwork = -1, liwork = -1;
-  int err = ntk_dmat_create(g, n, n, &Zf);
-  if (err == NTK_OK) {
-    w = ntk_calloc((size_t)n, sizeof(double), "eigenvalues");
-    if (!w) err = NTK_ERR_MEMORY;
-  }
-  err = ntk_err_sync(g->comm, err);
+  int info = 0;
+  eig_driver d = {.name = "pdsyevd"};
+  int err = driver_begin(&d, A, 1);
   if (err) goto done;
-  pdsyevd_("V", "L", &n, A->a, &ione, &ione, A->desc, w, Zf.a, &ione, &ione, Zf.desc, wq,
-           &lwork, iwq, &liwork, &info);
-  if (info != 0) {
-    err = ntk_err_set(NTK_ERR_RUNTIME, "pdsyevd workspace query failed (info %d)", info);
-  } else {
-    /* the query returns PDSYEVD's documented LWMIN, which leaves PDORMTR (given LWORK - 2N)
-     * short when NB is large against the local sizes: add what PDORMTR documents */
-    double liw_min = 7.0 * n + 8.0 * g->npcol + 2.0;
-    double lw_min = 2.0 * n + ormtr_lwork(A->mloc, Zf.nloc, g->nb);
-    err = workspace_size(wq[0], lw_min, 0, "pdsyevd", "real", &lwork);
-    if (!err) err = workspace_size((double)iwq[0], liw_min, 0, "pdsyevd", "integer", &liwork);
-    if (!err) {
-      work = ntk_malloc((size_t)lwork * sizeof(double), "pdsyevd workspace");
-      iwork = ntk_malloc((size_t)liwork * sizeof(int), "pdsyevd integer workspace");
-      if (!work || !iwork) err = NTK_ERR_MEMORY;
-    }
-  }
-  err = ntk_err_sync(g->comm, err);
-  if (err) goto done;
-  pdsyevd_("V", "L", &n, A->a, &ione, &ione, A->desc, w, Zf.a, &ione, &ione, Zf.desc, work,
-           &lwork, iwork, &liwork, &info);
-  if (info != 0) err = ntk_err_set(NTK_ERR_RUNTIME, "pdsyevd failed (info %d)", info);
-  err = ntk_err_sync(g->comm, err);
-  if (err) goto done;
-  err = finish(&Zf, w, n - K, K, want_vectors, w_desc, Z);
+  pdsyevd_("V", "L", &n, A->a, &ione, &ione, A->desc, d.w, d.Zf.a, &ione, &ione, d.Zf.desc, d.wq,
+           &d.lwork, d.iwq, &d.liwork, &info);
+  /* the query returns PDSYEVD's documented LWMIN, which leaves PDORMTR (given LWORK - 2N)
+   * short when NB is large against the local sizes: add what PDORMTR documents */
+  if ((err = driver_workspace(&d, g, info, 2.0 * n + ormtr_lwork(A->mloc, d.Zf.nloc, g->nb),
+                              7.0 * n + 8.0 * g->npcol + 2.0)))
+    goto done;
+  pdsyevd_("V", "L", &n, A->a, &ione, &ione, A->desc, d.w, d.Zf.a, &ione, &ione, d.Zf.desc, d.work,
+           &d.lwork, d.iwork, &d.liwork, &info);
+  if ((err = driver_check(&d, g, info, NTK_OK))) goto done;
+  err = finish(&d.Zf, d.w, n - K, K, want_vectors, w_desc, Z);
 done:
-  ntk_dmat_free(&Zf);
-  free(w);
-  free(work);
-  free(iwork);
+  driver_end(&d);
   return err;
 }
 
@@ -265,42 +271,21 @@ static int solve_pdsyev(ntk_dmat *A, int top_k, int want_vectors, double *w_desc
   const ntk_grid *g = A->g;
   const int n = A->m, K = resolve_k(n, top_k);
   const char jobz = want_vectors ? 'V' : 'N';
-  ntk_dmat Zf;
-  memset(&Zf, 0, sizeof Zf);
-  double *w = NULL, *work = NULL, wq[4] = {0};
-  int info = 0, lwork = -1;
-  int err = want_vectors ? ntk_dmat_create(g, n, n, &Zf) : NTK_OK;
-  double *za = want_vectors ? Zf.a : A->a;
-  const int *zdesc = want_vectors ? Zf.desc : A->desc;
-  if (err == NTK_OK) {
-    w = ntk_calloc((size_t)n, sizeof(double), "eigenvalues");
-    if (!w) err = NTK_ERR_MEMORY;
-  }
-  err = ntk_err_sync(g->comm, err);
+  int info = 0;
+  eig_driver d = {.name = "pdsyev", .generous = 1};
+  int err = driver_begin(&d, A, want_vectors);
+  double *za = want_vectors ? d.Zf.a : A->a;
+  const int *zdesc = want_vectors ? d.Zf.desc : A->desc;
   if (err) goto done;
-  pdsyev_(&jobz, "L", &n, A->a, &ione, &ione, A->desc, w, za, &ione, &ione, zdesc, wq, &lwork,
-          &info);
-  if (info != 0) {
-    err = ntk_err_set(NTK_ERR_RUNTIME, "pdsyev workspace query failed (info %d)", info);
-  } else {
-    err = workspace_size(wq[0], 1.0, 1, "pdsyev", "real", &lwork);
-    if (!err) {
-      work = ntk_malloc((size_t)lwork * sizeof(double), "pdsyev workspace");
-      if (!work) err = NTK_ERR_MEMORY;
-    }
-  }
-  err = ntk_err_sync(g->comm, err);
-  if (err) goto done;
-  pdsyev_(&jobz, "L", &n, A->a, &ione, &ione, A->desc, w, za, &ione, &ione, zdesc, work, &lwork,
-          &info);
-  if (info != 0) err = ntk_err_set(NTK_ERR_RUNTIME, "pdsyev failed (info %d)", info);
-  err = ntk_err_sync(g->comm, err);
-  if (err) goto done;
-  err = finish(&Zf, w, n - K, K, want_vectors, w_desc, Z);
+  pdsyev_(&jobz, "L", &n, A->a, &ione, &ione, A->desc, d.w, za, &ione, &ione, zdesc, d.wq,
+          &d.lwork, &info);
+  if ((err = driver_workspace(&d, g, info, 1.0, -1.0))) goto done;
+  pdsyev_(&jobz, "L", &n, A->a, &ione, &ione, A->desc, d.w, za, &ione, &ione, zdesc, d.work,
+          &d.lwork, &info);
+  if ((err = driver_check(&d, g, info, NTK_OK))) goto done;
+  err = finish(&d.Zf, d.w, n - K, K, want_vectors, w_desc, Z);
 done:
-  ntk_dmat_free(&Zf);
-  free(w);
-  free(work);
+  driver_end(&d);
   return err;
 }
 
