@@ -103,7 +103,8 @@ void ntk_dmat_panels_release(void);
 /* Collective; test/debug only: whole matrix, row-major, on `root` (NULL elsewhere). */
 int ntk_dmat_gather(const ntk_dmat *A, int root, double **full_rowmajor);
 /* Collective: this rank's rows of A with ALL columns, row-major (mloc x n), replicated
- * across the grid row.  Used by the Jacobian path and by loaders. Caller frees. */
+ * across the grid row.  Used by the Jacobian path and the metrics. Caller frees.  Rows
+ * of 2^31 entries or more per rank are refused (NTK_ERR_INPUT): MPI's counts are int. */
 int ntk_dmat_replicate_rows(const ntk_dmat *A, double **rows_rowmajor);
 /* Collective: the whole vector x (length n) of a 1 x n or n x 1 matrix on every rank. */
 int ntk_dmat_allgather_vector(const ntk_dmat *A, double *x);

@@ -250,19 +250,29 @@ int ntk_dmat_gather(const ntk_dmat *A, int root, double **full) {
 
 int ntk_dmat_replicate_rows(const ntk_dmat *A, double **rows) {
   const ntk_grid *g = A->g;
-  int *counts, *displs;
-  NTK_ALLOC(counts, g->npcol, "replicate counts");
-  NTK_ALLOC(displs, g->npcol, "replicate displacements");
+  *rows = NULL;
+  /* MPI counts are int; process row 0 holds the most rows, so every rank decides alike */
+  const double most = (double)local_count(A->m, g->nb, 0, g->nprow) * A->n;
+  if (most > (double)INT_MAX)
+    return ntk_err_set(NTK_ERR_INPUT,
+                       "%.0f entries of replicated rows per rank exceed MPI's 2^31 count (the "
+                       "jacobian method at this size: use ntk.method structured or more grid rows)",
+                       most);
+  int *counts = calloc((size_t)g->npcol, sizeof(int)), *displs = calloc((size_t)g->npcol, sizeof(int));
+  double *send = malloc(sizeof(double) * ((size_t)A->mloc * A->nloc + 1));
+  double *recv = malloc(sizeof(double) * ((size_t)A->mloc * A->n + 1));
+  double *out = malloc(sizeof(double) * ((size_t)A->mloc * A->n + 1));
+  int err = counts && displs && send && recv && out
+                ? NTK_OK
+                : ntk_err_set(NTK_ERR_MEMORY, "out of memory replicating %d x %d rows", A->mloc, A->n);
+  /* a rank that could not allocate must not leave the others in the Allgatherv */
+  if ((err = ntk_err_sync(g->comm, err))) goto done;
   int total = 0;
   for (int pc = 0; pc < g->npcol; ++pc) {
     counts[pc] = A->mloc * local_count(A->n, g->nb, pc, g->npcol);
     displs[pc] = total;
     total += counts[pc];
   }
-  double *send, *recv, *out;
-  NTK_ALLOC(send, A->mloc * A->nloc, "replicate send buffer");
-  NTK_ALLOC(recv, total, "replicate receive buffer");
-  NTK_ALLOC(out, (size_t)A->mloc * A->n, "replicated rows");
   for (int jl = 0; jl < A->nloc; ++jl)
     memcpy(send + (size_t)jl * A->mloc, A->a + (size_t)jl * A->lld, (size_t)A->mloc * sizeof(double));
   MPI_Allgatherv(send, A->mloc * A->nloc, MPI_DOUBLE, recv, counts, displs, MPI_DOUBLE,
@@ -275,12 +285,15 @@ int ntk_dmat_replicate_rows(const ntk_dmat *A, double **rows) {
         out[(size_t)il * A->n + j] = recv[displs[pc] + il + (size_t)jl * A->mloc];
     }
   }
+  *rows = out;
+  out = NULL;
+done:
   free(send);
   free(recv);
+  free(out);
   free(counts);
   free(displs);
-  *rows = out;
-  return NTK_OK;
+  return err;
 }
 
 int ntk_dmat_allgather_vector(const ntk_dmat *A, double *x) {

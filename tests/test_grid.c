@@ -303,6 +303,15 @@ static void test_replicate_rows(void **state) {
       free(rows);
       ntk_dmat_free(&A);
     }
+    /* rows beyond MPI's int counts are refused on every rank before anything is allocated
+     * (the shape alone decides: 2^17 x 3 2^16 is at least 3 2^31 entries per rank on up to
+     * 4 grid rows; no array behind it) */
+    ntk_dmat huge = {.g = &g, .m = 1 << 17, .n = 3 << 16};
+    double *rows = (double *)&huge;
+    EXPECT(ntk_dmat_replicate_rows(&huge, &rows) == NTK_ERR_INPUT && rows == NULL,
+           "replicate_rows of a %d x %d matrix on %d grid rows accepted", huge.m, huge.n, g.nprow);
+    EXPECT(strstr(ntk_err_message(), "2^31") != NULL, "replicate_rows refusal: %s", ntk_err_message());
+    ntk_err_clear();
     ntk_grid_free(&g);
   }
   assert_no_failures();
