@@ -56,6 +56,13 @@ for N, n, L, P in [(96, 48, 2, 1), (96, 48, 2, 2), (80, 40, 3, 4), (96, 48, 2, 4
     R.check(PM.words(N, n, L, P)["gram"] >= 0 and (P == 1 or PM.words(N, n, L, P)["forward"] > 0),
             "P=%d: the forward pass communicates" % P)
 
+# a measurement runs one forward pass: the kernel is assembled from the loss's states
+R.check(all(r["passes"] == 1 for r in PM.load_runs(files)),
+        "forward passes read from the files: %s" % [r["passes"] for r in PM.load_runs(files)])
+# narrower panels (a smaller ntk.chunk_mb) cut more of them: more messages, the same words
+R.check(PM.messages(4096, 4096, 4, 4, 64, chunk_mb=8.0)["forward"] >
+        PM.messages(4096, 4096, 4, 4, 64)["forward"], "chunk_mb sets the gathered products' panel count")
+
 if len(files) == 4:
     rates = os.path.join(tmp, "rates.json")
     tool = os.path.join(H.SOURCE_DIR, "tools", "perf_model.py")

@@ -128,13 +128,13 @@ def fits_cache(N, P, nodes, cache_mb):
 
 
 def predict(m, N, n, L, P, cores, nodes=1, b=64, alpha=0.0, beta=None, mem_bw=None, tau=None,
-            parts=None, passes=1):
+            parts=None, passes=1, chunk_mb=256.0):
     """Seconds per phase for calibration `m`.  beta, mem_bw (per node) and tau replace the
     calibrated values (a cluster's).  `parts` receives the compute, bandwidth and latency sums.
-    passes: forward passes per NTK evaluation."""
+    passes: forward passes per NTK evaluation; chunk_mb: ntk.chunk_mb (the panel widths)."""
     beta = beta or m["beta"]
     F, W = flops(N, n, L, passes), words(N, n, L, P, passes)
-    M = messages(N, n, L, P, b, passes)
+    M = messages(N, n, L, P, b, passes, chunk_mb)
     share = max(1.0, P / float(cores))
     t = {}
     acc = {"compute": 0.0, "bandwidth": 0.0, "latency": 0.0}
@@ -296,6 +296,8 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=65536)
     p.add_argument("--L", type=int, default=8)
     p.add_argument("--block", type=int, default=64)
+    p.add_argument("--chunk-mb", type=float, default=256.0,
+                   help="ntk.chunk_mb of the runs: the gathered products' panel widths (latency)")
     p.add_argument("--ranks-per-node", type=int, default=64)
     p.add_argument("--alpha", type=float, default=2e-6, help="network latency [s]")
     p.add_argument("--node-bw", type=float, default=12.5e9, help="injection bandwidth per node [B/s]")
@@ -328,7 +330,7 @@ def main(argv=None):
         parts = {}
         # all ranks of a node communicate at once through its one network port
         t = predict(m, a.N, a.n, a.L, P, P, nodes, a.block, a.alpha, a.node_bw / a.ranks_per_node,
-                    a.node_mem_bw, tau, parts)
+                    a.node_mem_bw, tau, parts, chunk_mb=a.chunk_mb)
         mem = memory_per_rank(a.N, a.n, a.L, P)[0] / 2 ** 30
         print("%6d %7d %9.2f %9.2f %9.2f %9.3f %9.2f %9.2f %9.2f %9.2f %9.2f %10s %9.3f" % (
             nodes, P, t["forward"], t["backward"], t["gram"], t["hadamard"], t["eigensolve"],
