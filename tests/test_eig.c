@@ -23,45 +23,10 @@
 #include "ntk_error.h"
 #include "ntk_log.h"
 #include "ntk_scalapack.h"
+#include "ntk_mpi_cmocka.h"
 
 #define N 67 /* no block size divides it: partial last blocks everywhere */
 #define TOL 1e-10
-
-static int g_rows, g_cols, g_rank;
-static int fails, printed;
-static const int block_sizes[] = {2, 3, 64};
-
-#define EXPECT(cond, ...)                                                   \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      ++fails;                                                              \
-      if (printed++ < 20) {                                                 \
-        fprintf(stderr, "[rank %d] %s:%d: ", g_rank, __FILE__, __LINE__); \
-        fprintf(stderr, __VA_ARGS__);                                       \
-        fputc('\n', stderr);                                                \
-      }                                                                     \
-    }                                                                       \
-  } while (0)
-
-/* Collective: every rank fails the test when any rank counted a failure. */
-static void assert_no_failures(void) {
-  int total = 0;
-  MPI_Allreduce(&fails, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  fails = printed = 0;
-  assert_int_equal(total, 0);
-}
-
-/* Deterministic uniform [-1, 1) from (i, k): splitmix64 of the pair. */
-static double hash_uniform(uint64_t i, uint64_t k, uint64_t seed) {
-  uint64_t z = i * 0x9E3779B97F4A7C15ULL ^ (k + 0x632BE59BD9B4E019ULL) * 0xBF58476D1CE4E5B9ULL ^
-               seed * 0x94D049BB133111EBULL;
-  z ^= z >> 30;
-  z *= 0xBF58476D1CE4E5B9ULL;
-  z ^= z >> 27;
-  z *= 0x94D049BB133111EBULL;
-  z ^= z >> 31;
-  return (double)(z >> 11) * 0x1.0p-52 - 1.0;
-}
 
 /* Wishart-like B B^T / nk with nk = 2N: well separated spectrum in about [0.03, 1]. */
 static double wishart(int i, int j, void *ctx) {
@@ -174,12 +139,6 @@ done:
   free(w);
   free(w0);
   free(saved);
-}
-
-static void grid_for(int nb, ntk_grid *g) {
-  int rc = ntk_grid_create(MPI_COMM_WORLD, g_rows, g_cols, nb, g);
-  if (rc) fprintf(stderr, "grid: %s\n", ntk_err_message());
-  assert_int_equal(rc, NTK_OK);
 }
 
 /* Every solver, K in {all, 1, 5, N}, with and without vectors, on matrix fn. */
@@ -386,18 +345,6 @@ static void test_errors(void **state) {
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-  ntk_log_init(MPI_COMM_WORLD, 0);
-  if (argc != 3) {
-    if (g_rank == 0) fprintf(stderr, "usage: test_eig ROWS COLS\n");
-    MPI_Finalize();
-    return 2;
-  }
-  g_rows = atoi(argv[1]);
-  g_cols = atoi(argv[2]);
-  /* one copy of cmocka's report; failures still reach stderr from any rank */
-  if (g_rank != 0 && !freopen("/dev/null", "w", stdout)) return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_table),
       cmocka_unit_test(test_errors),
@@ -406,11 +353,5 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_lower_triangle_only),
       cmocka_unit_test(test_large_blocks),
   };
-  char name[64];
-  snprintf(name, sizeof name, "eig %dx%d", g_rows, g_cols);
-  int failed = _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
-  int worst = 0;
-  MPI_Allreduce(&failed, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return worst ? 1 : 0;
+  return ntk_test_run(argc, argv, "eig", tests, sizeof tests / sizeof tests[0]);
 }

@@ -19,53 +19,13 @@
 #include "ntk_error.h"
 #include "ntk_grid.h"
 #include "ntk_log.h"
+#include "ntk_mpi_cmocka.h"
 
-static int g_rows, g_cols, g_rank, g_size;
-static int fails, printed;
-static const int block_sizes[] = {2, 3, 64};
-#define NBS ((int)(sizeof block_sizes / sizeof block_sizes[0]))
 /* rounding of a length-k dot product is below k * eps * sum |terms|; 1e-12 is far above */
 #define REL 1e-12
 
-#define EXPECT(cond, ...)                                                   \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      ++fails;                                                              \
-      if (printed++ < 20) {                                                 \
-        fprintf(stderr, "[rank %d] %s:%d: ", g_rank, __FILE__, __LINE__); \
-        fprintf(stderr, __VA_ARGS__);                                       \
-        fputc('\n', stderr);                                                \
-      }                                                                     \
-    }                                                                       \
-  } while (0)
-
-static void assert_no_failures(void) {
-  int total = 0;
-  MPI_Allreduce(&fails, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  fails = printed = 0;
-  assert_int_equal(total, 0);
-}
-
-static void grid_for(int nb, ntk_grid *g) {
-  int rc = ntk_grid_create(MPI_COMM_WORLD, g_rows, g_cols, nb, g);
-  if (rc) fprintf(stderr, "grid: %s\n", ntk_err_message());
-  assert_int_equal(rc, NTK_OK);
-}
-
 static void create(const ntk_grid *g, int m, int n, ntk_dmat *A) {
   assert_int_equal(ntk_dmat_create(g, m, n, A), NTK_OK);
-}
-
-/* Deterministic uniform [-1, 1) from (i, j, seed). */
-static double hash_uniform(uint64_t i, uint64_t j, uint64_t seed) {
-  uint64_t z = i * 0x9E3779B97F4A7C15ULL ^ (j + 0x632BE59BD9B4E019ULL) * 0xBF58476D1CE4E5B9ULL ^
-               seed * 0x94D049BB133111EBULL;
-  z ^= z >> 30;
-  z *= 0xBF58476D1CE4E5B9ULL;
-  z ^= z >> 27;
-  z *= 0x94D049BB133111EBULL;
-  z ^= z >> 31;
-  return (double)(z >> 11) * 0x1.0p-52 - 1.0;
 }
 
 /* ctx points to the seed */
@@ -583,18 +543,6 @@ static void test_norms_trace(void **state) {
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &g_size);
-  ntk_log_init(MPI_COMM_WORLD, 0);
-  if (argc != 3) {
-    if (g_rank == 0) fprintf(stderr, "usage: test_grid ROWS COLS\n");
-    MPI_Finalize();
-    return 2;
-  }
-  g_rows = atoi(argv[1]);
-  g_cols = atoi(argv[2]);
-  if (g_rank != 0 && !freopen("/dev/null", "w", stdout)) return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_choose),
       cmocka_unit_test(test_create),
@@ -608,11 +556,5 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_syrk_lower),
       cmocka_unit_test(test_norms_trace),
   };
-  char name[64];
-  snprintf(name, sizeof name, "grid %dx%d", g_rows, g_cols);
-  int failed = _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
-  int worst = 0;
-  MPI_Allreduce(&failed, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return worst ? 1 : 0;
+  return ntk_test_run(argc, argv, "grid", tests, sizeof tests / sizeof tests[0]);
 }
