@@ -46,7 +46,7 @@ static void base_cfg(ntk_config *c, int source) {
   c->data.noise = 0.1;
 }
 
-/* ---- serial reference formulas (written independently of src/ntk_data.c) ---- */
+/* ---- serial reference formulas (written independently of src/data/ntk_data.c) ---- */
 
 static void ref_row(const ntk_config *c, int i, int test, double *x, double *y) {
   const uint64_t s = c->seed, ct = (uint64_t)test;

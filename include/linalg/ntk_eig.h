@@ -30,7 +30,7 @@ const char *ntk_eig_resolve(const char *name, int N, int top_k, int want_vectors
  * ranks.  ntk_eig_solve adds the copy of A, argument checks and a broadcast that makes
  * w_desc bitwise identical on every rank. */
 
-/* ELPA 2-stage back-end (src/ntk_eig_elpa.c), the table row "elpa2"; same contract as an
+/* ELPA 2-stage back-end (src/linalg/ntk_eig_elpa.c), the table row "elpa2"; same contract as an
  * entry's solve. */
 int ntk_eig_solve_elpa2(ntk_dmat *A, int top_k, int want_vectors, double *w_desc, ntk_dmat *Z);
 
