@@ -103,7 +103,9 @@ ntk_run_resumable() {
     fi
   fi
   mkdir -p "$(dirname "$output")"
-  if [ "$ntk_resumable" = 1 ] && [ -f "$ckpt" ] && [ -f "$output" ]; then
+  # a run that was killed (node failure, SIGKILL) left its file as OUTPUT.partial: it
+  # resumes from the last periodic checkpoint (train.checkpoint_every) all the same
+  if [ "$ntk_resumable" = 1 ] && [ -f "$ckpt" ] && { [ -f "$output" ] || [ -f "$output.partial" ]; }; then
     ntk_log "restart $restarts: resuming from checkpoint $ckpt"
     args+=(--resume)
   elif [ "$restarts" -gt 0 ]; then
