@@ -12,6 +12,7 @@ PKGS=(
   python3-h5py python3-numpy
   libelpa-dev
   slurm-wlm slurmctld slurmd slurm-client
+  iproute2 util-linux
   python3-matplotlib
   clang libclang-rt-14-dev llvm valgrind
 )
