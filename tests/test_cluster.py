@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ntkharness as H  # noqa: E402
-import test_slurm as TS  # noqa: E402  (job records, logs, the scaling CSV header)
+import test_slurm as TS  # noqa: E402  (its cluster's job records and teardown, job environment, logs)
 
 SKIP = 77
 SRC = H.SOURCE_DIR
@@ -420,12 +420,7 @@ def main():
     cl = NsCluster(root)
     work = os.path.join(root, "work")
     os.makedirs(work)
-    env = dict(cl.env)
-    env.update({
-        "NTK_ROOT": SRC, "NTKSPEC": rank_wrapper(work), "NTK_WORK": work, "NTK_PYTHON": "/usr/bin/python3",
-        "NTK_TIME": "00:10:00", "NTK_PARTITION": PREFIX, "NTK_LAUNCHER": "srun", "OPENBLAS_NUM_THREADS": "1",
-        "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-    })
+    env = TS.job_env(cl.env, work, PREFIX, rank_wrapper(work))
     ok = False
     try:
         cl.start()
@@ -439,18 +434,10 @@ def main():
     except Exception as e:  # report, then tear down
         R.check(False, "exception: %r" % (e,))
     finally:
-        if not ok:
-            for sub in sorted(glob.glob(os.path.join(work, "*", "logs"))):
-                print(TS.logs_of(os.path.dirname(sub))[-4000:])
-            print(cl.log_tail())
-        cl.stop()
+        cl.finish(ok, [os.path.dirname(d) for d in sorted(glob.glob(os.path.join(work, "*", "logs")))])
         left = [l for l in subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, text=True).stdout.split("\n")
                 if l.startswith(PREFIX)]
         R.check(not left, "namespaces left after teardown: %s" % left)
-        if ok and not os.environ.get("NTK_KEEP_TMP"):
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            print("kept for inspection: " + root)
     print("total %.1f s" % (time.time() - t_start))
     return R.finish()
 
