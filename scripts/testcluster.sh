@@ -13,6 +13,9 @@
 #   scripts/testcluster.sh link I up|down   connect / disconnect host I (a network partition)
 #   scripts/testcluster.sh kill-node I      host I dies: link cut, every process on it killed
 #   scripts/testcluster.sh rsh HOST CMD..   remote shell for mpirun --mca plm_rsh_agent
+#   scripts/testcluster.sh shape RATE US    every host's link: RATE each way (tc units:
+#                                           10gbit, 1gbit), US microseconds host to host
+#   scripts/testcluster.sh unshape          the links unshaped again
 #
 # Hosts: PREFIXhead (slurmctld, the login node, NET.1) and PREFIX1..PREFIXK (slurmd -N,
 # NET.10+i), partition PREFIX; the switch namespace PREFIXsw holds the bridge; nothing is
@@ -246,6 +249,49 @@ cmd_kill_node() { # I: the host dies without a word: no FIN, no RST leaves it
   rm -f "$DIR/run/slurmd-$P$i.pid"
 }
 
+# hosts' links, each as seen from both its ends: (namespace, device) pairs
+link_ends() {
+  local ns
+  for ns in $(our_namespaces); do
+    [ "$ns" = "$SW" ] && continue
+    echo "$ns eth0"
+    if [ "$ns" = "$HEAD" ]; then echo "$SW p0"; else echo "$SW p${ns#"$P"}"; fi
+  done
+}
+
+# shape RATE US: a NIC of RATE on every host (a queue on the egress of both ends of its
+# link, so sending and receiving are both limited) and US microseconds from host to host
+# (a message crosses two of these queues: the sender's link out and the receiver's link
+# in, each adding half).  The delay needs netem (sch_netem); without it only US = 0 works,
+# with tbf (a token bucket of 1 ms of traffic, at least one 64 KiB GSO packet).
+cmd_shape() {
+  local rate=${1:-} us=${2:-} ns dev bits half burst
+  if ! [[ $rate =~ ^[0-9]+(\.[0-9]+)?[kmg]?bit$ && $us =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+    die "usage: shape RATE US (e.g. shape 1gbit 50)" 2
+  fi
+  [ -e "/run/netns/$SW" ] || die "the cluster is not up"
+  bits=$(awk -v r="$rate" 'BEGIN { m = 1; if (r ~ /kbit$/) m = 1e3; if (r ~ /mbit$/) m = 1e6; if (r ~ /gbit$/) m = 1e9; print r * m }')
+  half=$(awk -v u="$us" 'BEGIN { printf "%.3fus", u / 2 }')
+  burst=$(awk -v b="$bits" 'BEGIN { v = b / 8 * 1e-3; printf "%d", (v < 131072 ? 131072 : v) }')
+  local qdisc=(netem delay "$half" rate "$rate" limit 100000)
+  if ! tc -n "$SW" qdisc replace dev p0 root "${qdisc[@]}" 2>/dev/null; then
+    awk -v u="$us" 'BEGIN { exit !(u > 0) }' &&
+      die "this kernel has no netem queue (sch_netem): only the rate can be shaped (shape $rate 0)"
+    qdisc=(tbf rate "$rate" burst "$burst" latency 10ms)
+  fi
+  while read -r ns dev; do
+    tc -n "$ns" qdisc replace dev "$dev" root "${qdisc[@]}"
+  done < <(link_ends)
+  echo "links: ${qdisc[*]} at each end"
+}
+
+cmd_unshape() {
+  local ns dev
+  while read -r ns dev; do
+    tc -n "$ns" qdisc del dev "$dev" root 2>/dev/null || true
+  done < <(link_ends)
+}
+
 # rsh HOST CMD...: what ssh would do for mpirun (plm_rsh_agent): CMD through a shell on HOST
 cmd_rsh() {
   local ns
@@ -270,5 +316,7 @@ case "$sub" in
   rsh) [ $# -ge 2 ] || die "usage: rsh HOST CMD..." 2; mpi_site_defaults; cmd_rsh "$@" ;;
   link) cmd_link "$@" ;;
   kill-node) cmd_kill_node "$@" ;;
+  shape) cmd_shape "$@" ;;
+  unshape) cmd_unshape ;;
   *) usage ;;
 esac
