@@ -3,7 +3,8 @@
  *  - ntk_config_load / ntk_config_validate succeed or fail with NTK_ERR_INPUT and one line;
  *  - a configuration that validates prints (ntk_config_to_yaml) as YAML that loads and
  *    validates again to the same values (the `config` attribute of every output file is
- *    that text, and --resume compares configurations);
+ *    that text, and --resume compares configurations), and reads back the same as a
+ *    stored text (ntk_config_from_text);
  *  - every line of the input, given to ntk_config_set as a --set KEY=VALUE, succeeds or
  *    fails with NTK_ERR_INPUT, and the result validates or fails the same way. */
 #include <stdlib.h>
@@ -36,6 +37,17 @@ static void check_round_trip(const ntk_config *cfg) {
                   ntk_err_message(), yaml);
   const char *diff = ntk_config_diff(cfg, &again);
   NTK_FUZZ_ASSERT(diff == NULL, "key %s changes in a print/load round trip:\n%s", diff, yaml);
+  /* info and --resume read the stored text with ntk_config_from_text: the same values */
+  unsigned char given[NTK_CONFIG_MAX_KEYS];
+  rc = ntk_config_from_text(yaml, "stored", &again, given);
+  NTK_FUZZ_ASSERT(rc == NTK_OK, "the printed configuration does not read as stored text: %s\n%s",
+                  ntk_err_message(), yaml);
+  diff = ntk_config_diff(cfg, &again);
+  NTK_FUZZ_ASSERT(diff == NULL, "key %s changes in a print/stored-text round trip:\n%s", diff,
+                  yaml);
+  for (int i = 0; i < ntk_config_nkeys; ++i)
+    NTK_FUZZ_ASSERT(given[i], "key %s missing from the stored text:\n%s", ntk_config_keys[i].name,
+                    yaml);
   free(yaml);
 }
 

@@ -57,6 +57,9 @@ CONFIG = {
                      "seed=-1\nmodel=3\nmodle.width=1\n",
     "project_false.yaml": "fourier: {project: false, features: 8}\nmodel: {width: 16}\n",
     "grid.yaml": "grid: {rows: 2}\n",
+    # nesting beyond NTK_CONFIG_MAX_DEPTH is refused before libyaml builds a document
+    "deep_flow.yaml": "model:\n  width: " + "[" * 5000 + "]" * 5000 + "\n",
+    "deep_block.yaml": "".join("  " * i + "k%d:\n" % i for i in range(40)),
 }
 for k, v in CONFIG.items():
     put("config", k, v)

@@ -667,6 +667,86 @@ static void test_round_trip(void **state) {
   assert_string_equal(ntk_config_diff(&d, &b), "residual.power");
 }
 
+/* The stored configuration (a result file's `config` attribute) is read by the same
+ * loader: every key back, what a text lacks or this build refuses reported as not given. */
+static void test_from_text(void **state) {
+  (void)state;
+  static ntk_config a, b;
+  unsigned char given[NTK_CONFIG_MAX_KEYS];
+  assert_int_equal(ntk_config_load(write_yaml(all_changed_yaml), &a), NTK_OK);
+  char *text = ntk_config_to_yaml(&a);
+  assert_non_null(text);
+  assert_int_equal(ntk_config_from_text(text, "stored", &b, given), NTK_OK);
+  free(text);
+  const char *diff = ntk_config_diff(&a, &b);
+  if (diff) fail_msg("stored text changed %s", diff);
+  for (int i = 0; i < ntk_config_nkeys; ++i)
+    if (!given[i]) fail_msg("%s not marked given", ntk_config_keys[i].name);
+  assert_string_equal(b.source, "stored");
+
+  /* another version's text: an unknown key and a refused value are skipped, a missing key
+   * keeps its default and is not given */
+  assert_int_equal(ntk_config_from_text("model:\n  width: 96\n  shape: tall\n"
+                                        "  activation: swish\nfuture:\n  knob: 3\n",
+                                        "old", &b, given),
+                   NTK_OK);
+  const ntk_config_key *w = ntk_config_find_key("model.width");
+  const ntk_config_key *act = ntk_config_find_key("model.activation");
+  const ntk_config_key *depth = ntk_config_find_key("model.depth");
+  assert_int_equal(b.model.width, 96);
+  assert_true(given[w - ntk_config_keys]);
+  assert_false(given[act - ntk_config_keys]);
+  assert_false(given[depth - ntk_config_keys]);
+  ntk_config d;
+  ntk_config_defaults(&d);
+  assert_int_equal(b.model.activation, d.model.activation);
+  assert_int_equal(b.model.depth, d.model.depth);
+
+  /* not YAML, or not a mapping: one line naming the label */
+  ntk_err_clear();
+  assert_one_line_input_error(ntk_config_from_text("model: [1, 2\n", "stored", &b, given));
+  assert_contains(ntk_err_message(), "stored:");
+  ntk_err_clear();
+  assert_one_line_input_error(ntk_config_from_text("- 1\n- 2\n", "stored", &b, NULL));
+  ntk_err_clear();
+}
+
+/* Nesting is bounded before libyaml builds a document (its cost grows with the square of
+ * the depth: 200000 levels took minutes).  Refused: one line naming file and line. */
+static void test_nesting_bound(void **state) {
+  (void)state;
+  /* the deepest a configuration uses, with room to spare, still loads */
+  ntk_config c;
+  assert_int_equal(ntk_config_load(write_yaml("depth:\n  mask: []\ndata:\n  classes: [1, 2]\n"), &c),
+                   NTK_OK);
+  const int deep = 200000;
+  char *flow = malloc(2 * (size_t)deep + 64);
+  assert_non_null(flow);
+  int o = sprintf(flow, "model:\n  width: ");
+  for (int i = 0; i < deep; ++i) flow[o++] = '[';
+  for (int i = 0; i < deep; ++i) flow[o++] = ']';
+  strcpy(flow + o, "\n");
+  char lim[64];
+  snprintf(lim, sizeof lim, "nested more than %d levels", NTK_CONFIG_MAX_DEPTH);
+  expect_load_error(flow, 2, lim, NULL);
+  /* the same bound for a stored text */
+  assert_one_line_input_error(ntk_config_from_text(flow, "stored", &c, NULL));
+  assert_contains(ntk_err_message(), lim);
+  ntk_err_clear();
+  free(flow);
+  /* block style: the line of the first level too deep */
+  char block[4096] = "";
+  for (int i = 0, n = 0; i < NTK_CONFIG_MAX_DEPTH + 4; ++i)
+    n += snprintf(block + n, sizeof block - (size_t)n, "%*sk%d:\n", 2 * i, "", i);
+  expect_load_error(block, NTK_CONFIG_MAX_DEPTH + 1, lim, NULL);
+  /* exactly at the bound the nesting is allowed (and the key then unknown) */
+  char at[4096] = "";
+  for (int i = 0, n = 0; i < NTK_CONFIG_MAX_DEPTH - 1; ++i)
+    n += snprintf(at + n, sizeof at - (size_t)n, "%*sk%d:%s\n", 2 * i, "", i,
+                  i == NTK_CONFIG_MAX_DEPTH - 2 ? " {a: 1}" : "");
+  expect_load_error(at, 1, "unknown key 'k0'", NULL);
+}
+
 /* ------------------------------------------------------------ schedules -- */
 
 static void test_schedules(void **state) {
@@ -798,6 +878,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup(test_set, setup),
       cmocka_unit_test_setup(test_validate, setup),
       cmocka_unit_test_setup(test_round_trip, setup),
+      cmocka_unit_test_setup(test_from_text, setup),
+      cmocka_unit_test_setup(test_nesting_bound, setup),
       cmocka_unit_test_setup(test_schedules, setup),
       cmocka_unit_test_setup(test_docs_list_every_key, setup),
       cmocka_unit_test_setup(test_example_configs, setup),

@@ -11,6 +11,8 @@
 
 #define NTK_PATH_MAX 1024
 #define NTK_MAX_LIST 64
+#define NTK_CONFIG_MAX_KEYS 128 /* at least the table's rows (checked where it is built) */
+#define NTK_CONFIG_MAX_DEPTH 16 /* YAML nesting refused beyond this (a configuration needs 3) */
 
 typedef enum { NTK_ACT_RELU, NTK_ACT_ERF, NTK_ACT_TANH, NTK_ACT_GELU, NTK_ACT_IDENTITY } ntk_activation;
 typedef enum {
@@ -150,6 +152,15 @@ void ntk_config_defaults(ntk_config *cfg);
 /* Load YAML (path) over the defaults; errors are NTK_ERR_INPUT with a one-line message
  * "FILE:LINE: KEY: what is wrong (allowed: ...)". Not collective: every rank may call it. */
 int ntk_config_load(const char *path, ntk_config *cfg);
+/* The stored configuration (the `config` attribute of a result file or checkpoint,
+ * ntk_config_to_yaml's text) over the defaults, by the same loader as files.  Written by
+ * another version it may hold keys this build does not know or values it refuses: those
+ * are skipped, so given[i] (NULL, or one flag per row of ntk_config_keys) says which keys
+ * the text set.  Only a text that is not YAML, is not a mapping or nests too deep fails
+ * (NTK_ERR_INPUT, "LABEL:LINE: ..."). Not collective; leaves the origins of the last
+ * ntk_config_load (its validator messages) alone. */
+int ntk_config_from_text(const char *text, const char *label, ntk_config *cfg,
+                         unsigned char given[NTK_CONFIG_MAX_KEYS]);
 /* Apply one "key.path=value" override (from --set). */
 int ntk_config_set(ntk_config *cfg, const char *assignment);
 /* Cross-key checks (e.g. project: false needs width == 2*features). */

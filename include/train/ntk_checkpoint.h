@@ -30,10 +30,11 @@ int ntk_checkpoint_write(const ntk_trainer *t, long long step);
  * train.checkpoint (the message names the first key that differs). */
 int ntk_checkpoint_read(ntk_trainer *t, long long *step);
 
-/* Not collective: the first key (other than the exempt ones above) whose value differs
- * between two effective-configuration texts, written as "KEY: A -> B" into buf; returns 0
- * when they agree. */
-int ntk_checkpoint_config_diff(const char *saved_yaml, const char *current_yaml, char *buf,
-                               size_t n);
+/* Not collective: every key (other than the exempt ones above) whose value differs between
+ * a stored configuration text (read by ntk_config_from_text; label names it in errors) and
+ * `current`, as "KEY: A in the checkpoint, B now; ..." into buf; *differs counts them.
+ * Fails only when the text cannot be read as a configuration. */
+int ntk_checkpoint_config_diff(const char *saved_yaml, const char *label,
+                               const ntk_config *current, char *buf, size_t n, int *differs);
 
 #endif

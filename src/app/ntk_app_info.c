@@ -14,9 +14,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "ntk_app.h"
+#include "ntk_config.h"
 #include "ntk_error.h"
 #include "ntk_h5check.h"
 #include "ntk_log.h"
@@ -222,79 +222,43 @@ static int attr_double(hid_t obj, const char *name, double *v) {
   return end != buf && *end == '\0';
 }
 
-/* ---------- the stored configuration (flattened with libyaml) ---------- */
+/* ---------- the stored configuration (read by the config module) ---------- */
 
-#define CFG_MAX 256
+/* The keys a file's text set; a key it lacks (an older writer) shows as "?" */
 typedef struct {
-  int n;
-  char key[CFG_MAX][64];
-  char val[CFG_MAX][96];
-} cfg_map;
+  ntk_config cfg;
+  unsigned char given[NTK_CONFIG_MAX_KEYS];
+  int n; /* keys given; 0 = nothing to show */
+  char text[NTK_CONFIG_MAX_KEYS][96];
+} stored_config;
 
-static void cfg_walk(yaml_document_t *doc, yaml_node_t *node, const char *prefix, cfg_map *m) {
-  if (!node || node->type != YAML_MAPPING_NODE) return;
-  for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; ++p) {
-    yaml_node_t *k = yaml_document_get_node(doc, p->key);
-    yaml_node_t *v = yaml_document_get_node(doc, p->value);
-    if (!k || k->type != YAML_SCALAR_NODE || !v) continue;
-    char path[64];
-    snprintf(path, sizeof path, "%s%s%.*s", prefix, prefix[0] ? "." : "", (int)k->data.scalar.length,
-             (const char *)k->data.scalar.value);
-    if (v->type == YAML_MAPPING_NODE) {
-      cfg_walk(doc, v, path, m);
-    } else if (m->n < CFG_MAX) {
-      snprintf(m->key[m->n], sizeof m->key[0], "%s", path);
-      if (v->type == YAML_SCALAR_NODE) {
-        snprintf(m->val[m->n], sizeof m->val[0], "%.*s", (int)v->data.scalar.length,
-                 (const char *)v->data.scalar.value);
-      } else {
-        size_t len = 0;
-        char *out = m->val[m->n];
-        len += (size_t)snprintf(out, sizeof m->val[0], "[");
-        for (yaml_node_item_t *it = v->data.sequence.items.start;
-             v->type == YAML_SEQUENCE_NODE && it < v->data.sequence.items.top && len < sizeof m->val[0]; ++it) {
-          yaml_node_t *e = yaml_document_get_node(doc, *it);
-          if (e && e->type == YAML_SCALAR_NODE)
-            len += (size_t)snprintf(out + len, sizeof m->val[0] - len, "%s%.*s",
-                                    it == v->data.sequence.items.start ? "" : ", ",
-                                    (int)e->data.scalar.length, (const char *)e->data.scalar.value);
-        }
-        if (len < sizeof m->val[0]) snprintf(out + len, sizeof m->val[0] - len, "]");
-      }
+static void cfg_read(const char *yaml, stored_config *m) {
+  m->n = 0;
+  if (ntk_config_from_text(yaml, "config", &m->cfg, m->given) != NTK_OK) {
+    ntk_err_clear();
+    return;
+  }
+  for (int i = 0; i < ntk_config_nkeys; ++i)
+    if (m->given[i]) {
+      ntk_config_value_text(&m->cfg, &ntk_config_keys[i], m->text[i], sizeof m->text[i]);
       m->n++;
     }
-  }
 }
 
-static int cfg_parse(const char *text, cfg_map *m) {
-  m->n = 0;
-  yaml_parser_t parser;
-  yaml_document_t doc;
-  if (!yaml_parser_initialize(&parser)) return 0;
-  yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
-  int ok = yaml_parser_load(&parser, &doc);
-  if (ok) {
-    cfg_walk(&doc, yaml_document_get_root_node(&doc), "", m);
-    yaml_document_delete(&doc);
-  }
-  yaml_parser_delete(&parser);
-  return ok && m->n > 0;
+static const char *cfg_get(const stored_config *m, const char *key) {
+  const ntk_config_key *k = ntk_config_find_key(key);
+  int i = k ? (int)(k - ntk_config_keys) : -1;
+  return i >= 0 && m->given[i] ? m->text[i] : NULL;
 }
 
-static const char *cfg_get(const cfg_map *m, const char *key) {
-  for (int i = 0; i < m->n; ++i)
-    if (!strcmp(m->key[i], key)) return m->val[i];
-  return NULL;
-}
-
-static const char *cfg_or(const cfg_map *m, const char *key, const char *dflt) {
+static const char *cfg_or(const stored_config *m, const char *key, const char *dflt) {
   const char *v = cfg_get(m, key);
   return v ? v : dflt;
 }
 
-static int cfg_true(const cfg_map *m, const char *key) {
+static int cfg_true(const stored_config *m, const char *key) {
   const char *v = cfg_get(m, key);
-  return v && (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"));
+  return v && !strcmp(v, "true");
 }
 
 /* ---------- opening and checking ---------- */
@@ -400,7 +364,7 @@ static void show_provenance(info_file *in) {
   if (attr_text(in->f, "library_versions", v, sizeof v) == 1) ntk_log_raw("libraries   %s\n", v);
 }
 
-static void show_config(info_file *in, const cfg_map *m) {
+static void show_config(info_file *in, const stored_config *m) {
   (void)in;
   if (m->n == 0) return;
   char fourier[160];
@@ -875,10 +839,11 @@ static int info_summary(const char *asked, int print_config) {
   show_state(&in, T);
   show_provenance(&in);
   static char cfgtext[1 << 16];
-  static cfg_map cfg;
+  static stored_config cfg;
   cfg.n = 0;
   if (attr_text(in.f, "config", cfgtext, sizeof cfgtext) == 1) {
-    if (!cfg_parse(cfgtext, &cfg)) ntk_log_raw("config      (stored configuration is not readable YAML)\n");
+    cfg_read(cfgtext, &cfg);
+    if (cfg.n == 0) ntk_log_raw("config      (stored configuration is not readable YAML)\n");
   }
   show_config(&in, &cfg);
   show_contents(&in);

@@ -197,6 +197,7 @@ const ntk_config_key ntk_config_keys[] = {
 
 #define NKEYS ((int)(sizeof ntk_config_keys / sizeof ntk_config_keys[0]))
 const int ntk_config_nkeys = NKEYS;
+_Static_assert(NKEYS <= NTK_CONFIG_MAX_KEYS, "raise NTK_CONFIG_MAX_KEYS");
 
 /* ---------------------------------------------------- where each value came from -- */
 
@@ -564,12 +565,17 @@ static int set_scalar(ntk_config *cfg, const ntk_config_key *k, const char *s, i
   return bad(why, n, k, "internal: unknown key type");
 }
 
-void ntk_config_defaults(ntk_config *cfg) {
+/* The table's defaults alone; the origins of the last load are the caller's business. */
+static void set_defaults(ntk_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   snprintf(cfg->source, sizeof cfg->source, "<none>");
   char why[MSG];
   for (int i = 0; i < NKEYS; ++i)
     set_scalar(cfg, &ntk_config_keys[i], ntk_config_keys[i].def, 0, why, sizeof why);
+}
+
+void ntk_config_defaults(ntk_config *cfg) {
+  set_defaults(cfg);
   origin_src[0] = '\0';
   memset(origin_line, 0, sizeof origin_line);
   memset(origin_cli, 0, sizeof origin_cli);
@@ -581,6 +587,9 @@ typedef struct {
   const char *file;
   yaml_document_t *doc;
   ntk_config *cfg;
+  int lenient;          /* a stored text: skip unknown keys and values this build refuses */
+  int record_origin;    /* a user's file: remember lines for the validator's messages */
+  unsigned char *given; /* NULL, or one flag per key: set from this text */
   int seen_line[NKEYS]; /* line where the key was set in this file, 0 = not yet */
 } load_ctx;
 
@@ -597,6 +606,12 @@ static int load_err(load_ctx *c, const yaml_node_t *at, const char *key, const c
   return ntk_err_set(NTK_ERR_INPUT, "%s:%d: %s", c->file, line_of(at), what);
 }
 
+/* A value of key k set from this text: where it came from. */
+static void mark_set(load_ctx *c, int idx, const yaml_node_t *key_node) {
+  if (c->record_origin) origin_line[idx] = line_of(key_node);
+  if (c->given) c->given[idx] = 1;
+}
+
 static int load_value(load_ctx *c, const ntk_config_key *k, yaml_node_t *key_node, yaml_node_t *v) {
   char why[MSG];
   int idx = key_index(k);
@@ -605,11 +620,13 @@ static int load_value(load_ctx *c, const ntk_config_key *k, yaml_node_t *key_nod
                        line_of(key_node), k->name, c->seen_line[idx]);
   c->seen_line[idx] = line_of(key_node);
   if (v->type == YAML_MAPPING_NODE) {
+    if (c->lenient) return NTK_OK;
     bad(why, sizeof why, k, "expected %s, got a mapping", type_word(k));
     return load_err(c, v, k->name, why);
   }
   if (v->type == YAML_SEQUENCE_NODE) {
     if (k->type != NTK_KEY_INT_LIST) {
+      if (c->lenient) return NTK_OK;
       bad(why, sizeof why, k, "expected %s, got a sequence", type_word(k));
       return load_err(c, v, k->name, why);
     }
@@ -617,27 +634,28 @@ static int load_value(load_ctx *c, const ntk_config_key *k, yaml_node_t *key_nod
     for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
          ++it) {
       yaml_node_t *e = yaml_document_get_node(c->doc, *it);
+      int rc = 0;
       if (e->type != YAML_SCALAR_NODE) {
         bad(why, sizeof why, k, "expected a list of integers, got a nested %s",
             e->type == YAML_MAPPING_NODE ? "mapping" : "sequence");
-        return load_err(c, e, k->name, why);
-      }
-      if (cnt == NTK_MAX_LIST) {
+        rc = 1;
+      } else if (cnt == NTK_MAX_LIST) {
         bad(why, sizeof why, k, "too many values");
-        return load_err(c, e, k->name, why);
+        rc = 1;
+      } else {
+        rc = parse_list_elem(k, (const char *)e->data.scalar.value, &vals[cnt], why, sizeof why);
       }
-      if (parse_list_elem(k, (const char *)e->data.scalar.value, &vals[cnt], why, sizeof why))
-        return load_err(c, e, k->name, why);
+      if (rc) return c->lenient ? NTK_OK : load_err(c, e, k->name, why);
       ++cnt;
     }
     memcpy(field(c->cfg, k->offset), vals, (size_t)cnt * sizeof(int));
     *(int *)field(c->cfg, k->len_offset) = cnt;
-    origin_line[idx] = line_of(key_node);
+    mark_set(c, idx, key_node);
     return NTK_OK;
   }
   if (set_scalar(c->cfg, k, (const char *)v->data.scalar.value, is_null_scalar(v), why, sizeof why))
-    return load_err(c, v, k->name, why);
-  origin_line[idx] = line_of(key_node);
+    return c->lenient ? NTK_OK : load_err(c, v, k->name, why);
+  mark_set(c, idx, key_node);
   return NTK_OK;
 }
 
@@ -666,13 +684,13 @@ static int load_mapping(load_ctx *c, yaml_node_t *map, const char *prefix) {
     } else if (is_section(path)) {
       if (vn->type == YAML_MAPPING_NODE) {
         NTK_CHECK(load_mapping(c, vn, path));
-      } else if (!(vn->type == YAML_SCALAR_NODE && is_null_scalar(vn))) {
+      } else if (!(vn->type == YAML_SCALAR_NODE && is_null_scalar(vn)) && !c->lenient) {
         /* an empty "model:" is harmless; anything else is a misplaced value */
         return ntk_err_set(NTK_ERR_INPUT, "%s:%d: %s: expected a mapping of %s.* keys, got a %s",
                            c->file, line_of(kn), path, path,
                            vn->type == YAML_SCALAR_NODE ? "scalar" : "sequence");
       }
-    } else {
+    } else if (!c->lenient) {
       const char *s = ntk_config_suggest(path);
       if (s)
         return ntk_err_set(NTK_ERR_INPUT, "%s:%d: unknown key '%s' (did you mean '%s'?)", c->file,
@@ -683,34 +701,63 @@ static int load_mapping(load_ctx *c, yaml_node_t *map, const char *prefix) {
   return NTK_OK;
 }
 
-int ntk_config_load(const char *path, ntk_config *cfg) {
-  ntk_config_defaults(cfg);
-  if (!path || !*path) return ntk_err_set(NTK_ERR_INPUT, "no configuration file given");
-  FILE *f = fopen(path, "rb");
-  if (!f) return ntk_err_set(NTK_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-    fclose(f);
-    return ntk_err_set(NTK_ERR_INPUT, "cannot open %s: %s", path, strerror(EISDIR));
-  }
-  snprintf(cfg->source, sizeof cfg->source, "%s", path);
-  snprintf(origin_src, sizeof origin_src, "%s", path);
+static int syntax_err(const char *file, const yaml_parser_t *parser, int with_context) {
+  return ntk_err_set(NTK_ERR_INPUT, "%s:%d:%d: YAML syntax error: %s%s%s", file,
+                     (int)parser->problem_mark.line + 1, (int)parser->problem_mark.column + 1,
+                     parser->problem ? parser->problem : "unknown problem",
+                     with_context && parser->context ? ", " : "",
+                     with_context && parser->context ? parser->context : "");
+}
 
+/* A configuration nests three levels (sections, keys, lists).  libyaml's cost grows with
+ * the square of the nesting, so a deeper text is refused from its events, before any
+ * document is built; the scan stops at the first level too deep. */
+static int check_depth(const char *file, const unsigned char *text, size_t len) {
+  yaml_parser_t parser;
+  if (!yaml_parser_initialize(&parser))
+    return ntk_err_set(NTK_ERR_MEMORY, "cannot initialise the YAML parser");
+  yaml_parser_set_input_string(&parser, text, len);
+  int depth = 0, rc = NTK_OK;
+  for (;;) {
+    yaml_event_t ev;
+    if (!yaml_parser_parse(&parser, &ev)) {
+      rc = syntax_err(file, &parser, 1);
+      break;
+    }
+    const yaml_event_type_t type = ev.type;
+    const int line = (int)ev.start_mark.line + 1;
+    yaml_event_delete(&ev);
+    if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+      if (++depth > NTK_CONFIG_MAX_DEPTH) {
+        rc = ntk_err_set(NTK_ERR_INPUT,
+                         "%s:%d: YAML nested more than %d levels deep (a configuration needs 3: "
+                         "sections, keys, lists)",
+                         file, line, NTK_CONFIG_MAX_DEPTH);
+        break;
+      }
+    } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+      --depth;
+    } else if (type == YAML_STREAM_END_EVENT) {
+      break;
+    }
+  }
+  yaml_parser_delete(&parser);
+  return rc;
+}
+
+/* The loader of files and stored texts: text (len bytes) over cfg's current values. */
+static int load_text(load_ctx *c, const unsigned char *text, size_t len) {
+  const char *file = c->file;
+  NTK_CHECK(check_depth(file, text, len));
   yaml_parser_t parser;
   yaml_document_t doc;
-  if (!yaml_parser_initialize(&parser)) {
-    fclose(f);
+  if (!yaml_parser_initialize(&parser))
     return ntk_err_set(NTK_ERR_MEMORY, "cannot initialise the YAML parser");
-  }
-  yaml_parser_set_input_file(&parser, f);
+  yaml_parser_set_input_string(&parser, text, len);
   int rc = NTK_OK;
   if (!yaml_parser_load(&parser, &doc)) {
-    rc = ntk_err_set(NTK_ERR_INPUT, "%s:%d:%d: YAML syntax error: %s%s%s", path,
-                     (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1,
-                     parser.problem ? parser.problem : "unknown problem",
-                     parser.context ? ", " : "", parser.context ? parser.context : "");
+    rc = syntax_err(file, &parser, 1);
     yaml_parser_delete(&parser);
-    fclose(f);
     return rc;
   }
   yaml_node_t *root = yaml_document_get_root_node(&doc);
@@ -719,37 +766,94 @@ int ntk_config_load(const char *path, ntk_config *cfg) {
   } else if (root->type == YAML_SCALAR_NODE && is_null_scalar(root)) {
   } else if (root->type != YAML_MAPPING_NODE) {
     rc = ntk_err_set(NTK_ERR_INPUT, "%s:%d: the top level must be a mapping of keys, got a %s",
-                     path, line_of(root), root->type == YAML_SCALAR_NODE ? "scalar" : "sequence");
+                     file, line_of(root), root->type == YAML_SCALAR_NODE ? "scalar" : "sequence");
   } else {
-    load_ctx *c = calloc(1, sizeof *c);
-    if (!c) {
-      rc = ntk_err_set(NTK_ERR_MEMORY, "out of memory loading %s", path);
-    } else {
-      c->file = path;
-      c->doc = &doc;
-      c->cfg = cfg;
-      rc = load_mapping(c, root, "");
-      free(c);
-    }
+    c->doc = &doc;
+    rc = load_mapping(c, root, "");
   }
   if (rc == NTK_OK && root) {
     /* a second document would be silently ignored; refuse it */
     yaml_document_t doc2;
     if (!yaml_parser_load(&parser, &doc2)) {
-      rc = ntk_err_set(NTK_ERR_INPUT, "%s:%d:%d: YAML syntax error: %s", path,
-                       (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1,
-                       parser.problem ? parser.problem : "unknown problem");
+      rc = syntax_err(file, &parser, 0);
     } else {
       yaml_node_t *r2 = yaml_document_get_root_node(&doc2);
       if (r2)
-        rc = ntk_err_set(NTK_ERR_INPUT, "%s:%d: only one YAML document is allowed", path,
+        rc = ntk_err_set(NTK_ERR_INPUT, "%s:%d: only one YAML document is allowed", file,
                          line_of(r2));
       yaml_document_delete(&doc2);
     }
   }
   yaml_document_delete(&doc);
   yaml_parser_delete(&parser);
+  return rc;
+}
+
+/* The whole file: a configuration is small, and one text serves the depth scan and the
+ * loader. */
+static int read_file(const char *path, unsigned char **text, size_t *len) {
+  *text = NULL;
+  *len = 0;
+  FILE *f = fopen(path, "rb");
+  if (!f) return ntk_err_set(NTK_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fclose(f);
+    return ntk_err_set(NTK_ERR_INPUT, "cannot open %s: %s", path, strerror(EISDIR));
+  }
+  char *buf = NULL;
+  size_t size = 0;
+  FILE *m = open_memstream(&buf, &size);
+  int rc = m ? NTK_OK : ntk_err_set(NTK_ERR_MEMORY, "out of memory reading %s", path);
+  char chunk[65536];
+  size_t got;
+  while (!rc && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+    if (fwrite(chunk, 1, got, m) != got) rc = ntk_err_set(NTK_ERR_MEMORY, "out of memory reading %s", path);
+  if (!rc && ferror(f)) rc = ntk_err_set(NTK_ERR_INPUT, "cannot read %s: %s", path, strerror(errno));
   fclose(f);
+  if (m && fclose(m) != 0 && !rc) rc = ntk_err_set(NTK_ERR_MEMORY, "out of memory reading %s", path);
+  if (rc) {
+    free(buf);
+    return rc;
+  }
+  *text = (unsigned char *)buf;
+  *len = size;
+  return NTK_OK;
+}
+
+int ntk_config_load(const char *path, ntk_config *cfg) {
+  ntk_config_defaults(cfg);
+  if (!path || !*path) return ntk_err_set(NTK_ERR_INPUT, "no configuration file given");
+  unsigned char *text;
+  size_t len;
+  NTK_CHECK(read_file(path, &text, &len));
+  snprintf(cfg->source, sizeof cfg->source, "%s", path);
+  snprintf(origin_src, sizeof origin_src, "%s", path);
+  load_ctx *c = calloc(1, sizeof *c);
+  int rc;
+  if (!c) {
+    rc = ntk_err_set(NTK_ERR_MEMORY, "out of memory loading %s", path);
+  } else {
+    *c = (load_ctx){.file = path, .cfg = cfg, .record_origin = 1};
+    rc = load_text(c, text, len);
+    free(c);
+  }
+  free(text);
+  if (rc != NTK_OK) ntk_err_trace(__FILE__, __LINE__, __func__);
+  return rc;
+}
+
+int ntk_config_from_text(const char *text, const char *label, ntk_config *cfg,
+                         unsigned char given[NTK_CONFIG_MAX_KEYS]) {
+  set_defaults(cfg);
+  snprintf(cfg->source, sizeof cfg->source, "%s", label);
+  if (given) memset(given, 0, NTK_CONFIG_MAX_KEYS);
+  if (!text) return ntk_err_set(NTK_ERR_INPUT, "%s: no configuration text", label);
+  load_ctx *c = calloc(1, sizeof *c);
+  if (!c) return ntk_err_set(NTK_ERR_MEMORY, "out of memory reading %s", label);
+  *c = (load_ctx){.file = label, .cfg = cfg, .lenient = 1, .given = given};
+  int rc = load_text(c, (const unsigned char *)text, strlen(text));
+  free(c);
   if (rc != NTK_OK) ntk_err_trace(__FILE__, __LINE__, __func__);
   return rc;
 }

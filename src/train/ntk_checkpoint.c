@@ -208,17 +208,19 @@ static int read_ref(hid_t f, const char *path, const char *pre, const char *knam
  * as the collective metadata mode needs. */
 static int read_body(hid_t f, const char *path, ntk_trainer *t, long long *step) {
   ntk_model *M = t->model;
-  char *kind = NULL, *saved = NULL, *cur = NULL;
+  char *kind = NULL, *saved = NULL;
   int rc = attr_string(f, path, "kind", &kind);
   if (!rc && strcmp(kind, CKPT_KIND) != 0)
     rc = ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: not an ntkspec checkpoint (kind '%s')", path,
                      kind);
   free(kind);
   if (!rc) rc = attr_string(f, path, "config", &saved);
-  if (!rc && !(cur = ntk_config_to_yaml(t->cfg))) rc = ntk_err_code();
   if (!rc) {
-    char diff[2400];
-    if (ntk_checkpoint_config_diff(saved, cur, diff, sizeof diff))
+    char diff[2400], label[NTK_PATH_MAX + 64];
+    int differs = 0;
+    snprintf(label, sizeof label, "checkpoint %s: config", path);
+    rc = ntk_checkpoint_config_diff(saved, label, t->cfg, diff, sizeof diff, &differs);
+    if (!rc && differs)
       rc = ntk_err_set(NTK_ERR_INPUT,
                        "--resume: checkpoint %s was written for another configuration (%s); only "
                        "output.*, grid.*, memory.*, verbosity, train.steps, "
@@ -226,7 +228,6 @@ static int read_body(hid_t f, const char *path, ntk_trainer *t, long long *step)
                        path, diff);
   }
   free(saved);
-  free(cur);
   NTK_CHECK(rc);
   long long unstable = 0, n_train = 0;
   NTK_CHECK(attr_num(f, path, "/", "step", H5T_NATIVE_LLONG, step));
@@ -303,67 +304,32 @@ static int exempt(const char *key) {
          !strcmp(key, "train.checkpoint") || !strncmp(key, "memory.", 7);
 }
 
-/* Next "section.leaf" / value pair of an effective-config text (ntk_config_to_yaml's
- * layout: "section:" lines, then "  leaf: value"). */
-static const char *next_pair(const char *p, char *section, char *key, size_t kn, const char **val,
-                             size_t *vlen) {
-  while (*p) {
-    const char *eol = strchr(p, '\n');
-    size_t len = eol ? (size_t)(eol - p) : strlen(p);
-    const char *colon = memchr(p, ':', len);
-    const char *next = eol ? eol + 1 : p + len;
-    if (colon) {
-      int nested = p[0] == ' ';
-      const char *k = p;
-      while (*k == ' ') ++k;
-      size_t klen = (size_t)(colon - k);
-      const char *v = colon + 1;
-      while (v < p + len && *v == ' ') ++v;
-      if (!nested && v == p + len) {
-        snprintf(section, 64, "%.*s", (int)klen, k);
-      } else {
-        if (nested)
-          snprintf(key, kn, "%s.%.*s", section, (int)klen, k);
-        else
-          snprintf(key, kn, "%.*s", (int)klen, k);
-        *val = v;
-        *vlen = (size_t)(p + len - v);
-        return next;
-      }
-    }
-    p = next;
-  }
-  return NULL;
-}
-
-int ntk_checkpoint_config_diff(const char *saved, const char *current, char *buf, size_t n) {
-  char sec1[64] = "", key1[128];
-  const char *v1;
-  size_t l1;
-  int ndiff = 0;
+int ntk_checkpoint_config_diff(const char *saved_yaml, const char *label,
+                               const ntk_config *current, char *buf, size_t n, int *differs) {
+  static ntk_config saved; /* static: the struct is large, and this is not reentrant anyway */
+  unsigned char given[NTK_CONFIG_MAX_KEYS];
+  *differs = 0;
   buf[0] = '\0';
+  NTK_CHECK(ntk_config_from_text(saved_yaml, label, &saved, given));
+  char v1[2 * NTK_PATH_MAX], v2[2 * NTK_PATH_MAX];
   /* every differing key, so that one refused resume shows all that changed */
-  for (const char *p = current; (p = next_pair(p, sec1, key1, sizeof key1, &v1, &l1));) {
-    if (exempt(key1)) continue;
-    char sec2[64] = "", key2[128];
-    const char *v2 = NULL;
-    size_t l2 = 0;
-    int found = 0;
-    for (const char *q = saved; (q = next_pair(q, sec2, key2, sizeof key2, &v2, &l2));)
-      if (!strcmp(key1, key2)) {
-        found = 1;
-        break;
-      }
+  for (int i = 0; i < ntk_config_nkeys; ++i) {
+    const ntk_config_key *k = &ntk_config_keys[i];
+    if (exempt(k->name)) continue;
     size_t used = strlen(buf);
-    const char *sep = ndiff ? "; " : "";
-    if (!found) {
-      snprintf(buf + used, n - used, "%s%s is not in the checkpoint", sep, key1);
-      ++ndiff;
-    } else if (l1 != l2 || memcmp(v1, v2, l1) != 0) {
-      snprintf(buf + used, n - used, "%s%s: %.*s in the checkpoint, %.*s now", sep, key1,
-               (int)(l2 < 200 ? l2 : 200), v2, (int)(l1 < 200 ? l1 : 200), v1);
-      ++ndiff;
+    const char *sep = *differs ? "; " : "";
+    if (!given[i]) {
+      snprintf(buf + used, n - used, "%s%s is not in the checkpoint", sep, k->name);
+      ++*differs;
+      continue;
+    }
+    ntk_config_value_text(current, k, v1, sizeof v1);
+    ntk_config_value_text(&saved, k, v2, sizeof v2);
+    if (strcmp(v1, v2) != 0) {
+      snprintf(buf + used, n - used, "%s%s: %.200s in the checkpoint, %.200s now", sep, k->name, v2,
+               v1);
+      ++*differs;
     }
   }
-  return ndiff > 0;
+  return NTK_OK;
 }
