@@ -10,8 +10,12 @@ void ntk_log_init(MPI_Comm comm, int verbosity);
 int ntk_log_rank(void);
 void ntk_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ntk_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Any rank; prints "warning [rank r]: ..." on stderr. */
+/* Any rank; prints "warning [rank r]: ..." on stderr as one line in one write(2), so the
+ * lines of different ranks never interleave. */
 void ntk_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Any rank: one line (the newline added) on stderr in one write(2), for the messages of
+ * a rank that stops alone. */
+void ntk_log_stderr_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Rank 0 prints "ntkspec: error: MSG" on stderr (after ntk_err_sync). */
 void ntk_log_error_line(const char *msg);
 /* Plain output on rank 0 without the time prefix (tables, dry-run). */

@@ -96,7 +96,7 @@ void ntk_app_utc_now(char *buf, size_t len) {
 
 int ntk_app_agree(int err) {
   if (err && !ntk_err_is_synced()) {
-    fprintf(stderr, "ntkspec: error [rank %d]: %s\n", ntk_log_rank(), ntk_err_message());
+    ntk_log_stderr_line("ntkspec: error [rank %d]: %s", ntk_log_rank(), ntk_err_message());
     if (getenv("NTK_DEBUG")) ntk_err_print_trace();
     fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, ntk_err_exit_status(err));

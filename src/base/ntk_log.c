@@ -1,5 +1,6 @@
 #include "ntk_log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,20 +57,46 @@ void ntk_log_debug(const char *fmt, ...) {
   va_end(ap);
 }
 
+/* Every rank may write to the one stderr mpirun forwards: a line goes out in a single
+ * write(2), which the pipe keeps whole, so lines of different ranks never mix. */
+static void write_line(const char *prefix, const char *fmt, va_list ap) {
+  char line[4096];
+  int n = snprintf(line, sizeof line, "%s", prefix);
+  if (n < 0) n = 0;
+  if ((size_t)n < sizeof line) {
+    int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    n = m < 0 ? n : n + m;
+  }
+  if ((size_t)n >= sizeof line - 1) n = (int)sizeof line - 2; /* truncated, still one line */
+  line[n++] = '\n';
+  fflush(stderr);
+  for (size_t off = 0; off < (size_t)n;) {
+    ssize_t w = write(STDERR_FILENO, line + off, (size_t)n - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    off += (size_t)w;
+  }
+}
+
 void ntk_log_warn(const char *fmt, ...) {
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "ntkspec: warning [rank %d]: ", log_rank);
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "ntkspec: warning [rank %d]: ", log_rank);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  fflush(stderr);
+  write_line(prefix, fmt, ap);
+  va_end(ap);
+}
+
+void ntk_log_stderr_line(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  write_line("", fmt, ap);
   va_end(ap);
 }
 
 void ntk_log_error_line(const char *msg) {
   if (log_rank != 0) return;
-  fprintf(stderr, "ntkspec: error: %s\n", msg);
-  fflush(stderr);
+  ntk_log_stderr_line("ntkspec: error: %s", msg);
 }
 
 void ntk_log_raw(const char *fmt, ...) {

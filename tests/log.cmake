@@ -1,0 +1,5 @@
+# base logging: warnings of many ranks on one stderr stay one per line (issue 22)
+add_executable(log_lines log_lines.c)
+target_link_libraries(log_lines PRIVATE ntk_base)
+ntk_add_py_test(log_lines_np4 test_log.py $<TARGET_FILE:log_lines>)
+set_tests_properties(log_lines_np4 PROPERTIES PROCESSORS 4)
