@@ -667,6 +667,25 @@ static void test_round_trip(void **state) {
   assert_string_equal(ntk_config_diff(&d, &b), "residual.power");
 }
 
+/* The shape rule of MODEL.md, written once (ntk_config_input_dim, ntk_config_width). */
+static void test_shapes(void **state) {
+  (void)state;
+  ntk_config c;
+  ntk_config_defaults(&c);
+  c.model.width = 300;
+  c.fourier.features = 16;
+  c.fourier.project = 1;
+  assert_int_equal(ntk_config_input_dim(&c, 5), 32);
+  assert_int_equal(ntk_config_width(&c, 5), 300);
+  c.fourier.project = 0; /* h0 = phi(x) */
+  assert_int_equal(ntk_config_width(&c, 5), 32);
+  c.fourier.features = 0; /* raw inputs */
+  assert_int_equal(ntk_config_input_dim(&c, 5), 5);
+  assert_int_equal(ntk_config_width(&c, 5), 5);
+  c.fourier.project = 1;
+  assert_int_equal(ntk_config_width(&c, 5), 300);
+}
+
 /* The stored configuration (a result file's `config` attribute) is read by the same
  * loader: every key back, what a text lacks or this build refuses reported as not given. */
 static void test_from_text(void **state) {
@@ -878,6 +897,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup(test_set, setup),
       cmocka_unit_test_setup(test_validate, setup),
       cmocka_unit_test_setup(test_round_trip, setup),
+      cmocka_unit_test_setup(test_shapes, setup),
       cmocka_unit_test_setup(test_from_text, setup),
       cmocka_unit_test_setup(test_nesting_bound, setup),
       cmocka_unit_test_setup(test_schedules, setup),

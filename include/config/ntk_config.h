@@ -13,6 +13,8 @@
 #define NTK_MAX_LIST 64
 #define NTK_CONFIG_MAX_KEYS 128 /* at least the table's rows (checked where it is built) */
 #define NTK_CONFIG_MAX_DEPTH 16 /* YAML nesting refused beyond this (a configuration needs 3) */
+/* data.path of the fashion_mnist source when none is given (Debian's dataset-fashion-mnist) */
+#define NTK_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
 typedef enum { NTK_ACT_RELU, NTK_ACT_ERF, NTK_ACT_TANH, NTK_ACT_GELU, NTK_ACT_IDENTITY } ntk_activation;
 typedef enum {
@@ -172,7 +174,11 @@ const char *ntk_config_enum_name(const char *key, int value);
 /* Names of the derived quantities used by several modules. */
 double ntk_config_alpha(const ntk_config *cfg, int l);    /* alpha_l, l = 1..L */
 double ntk_config_survival(const ntk_config *cfg, int l); /* p_l,     l = 1..L */
-int ntk_config_input_dim(const ntk_config *cfg, int d);   /* p = dim phi(x) */
+/* The shapes of the network on d-dimensional inputs (MODEL.md): p = dim phi(x) = 2 *
+ * fourier.features, or d for raw inputs; n = model.width, or p when fourier.project is
+ * false (h0 = phi(x), the validator makes model.width agree). */
+int ntk_config_input_dim(const ntk_config *cfg, int d);   /* p */
+int ntk_config_width(const ntk_config *cfg, int d);       /* n */
 
 /* Helpers over the key table (added by the config module). */
 /* A key's min equal to this means "strictly greater than 0" (the range is otherwise

@@ -72,6 +72,9 @@ void ntk_model_eval_mask(const ntk_model *model, double *xi);
 void ntk_model_draw_mask(const ntk_model *model, long long step, long long sample, double *xi);
 /* The same training mask from the configuration alone (no model needed). */
 void ntk_mask_draw(const ntk_config *cfg, long long step, long long sample, double *xi);
+/* The one network ntk.network: mask measures at `step`: depth.mask when given, else the
+ * training mask of the step (sample 0).  The empirical and the analytic kernel both use it. */
+void ntk_mask_measured(const ntk_config *cfg, long long step, double *xi);
 
 /* Collective forward pass on X (N x d); fwd is allocated here, free with
  * ntk_forward_free.  xi == NULL means the evaluation network. */

@@ -41,8 +41,7 @@ static int parse_run_args(int argc, char **argv, run_opts *o) {
 /* Shapes and grid checks that need no data: a grid row or column without a single
  * block of samples or neurons is a configuration the user should change. */
 static int check_layout(const ntk_config *cfg, const ntk_grid *g, int N, int d) {
-  int p = cfg->fourier.features > 0 ? 2 * cfg->fourier.features : d;
-  int n = cfg->fourier.project ? cfg->model.width : p;
+  const int n = ntk_config_width(cfg, d);
   int row_blocks = (N + g->nb - 1) / g->nb, col_blocks = (n + g->nb - 1) / g->nb;
   if (row_blocks < g->nprow)
     return ntk_err_set(NTK_ERR_INPUT,

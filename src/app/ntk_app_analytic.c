@@ -21,12 +21,7 @@ int ntk_app_write_analytic(const ntk_config *cfg, const ntk_grid *g, const ntk_d
   NTK_ALLOC(xi, L > 0 ? L : 1, "mask");
   NTK_ALLOC(w, K, "analytic eigenvalues");
   /* the same network the empirical kernel is measured on (ntk.network) */
-  if (cfg->ntk.network == NTK_NETWORK_MASK) {
-    if (cfg->depth.mask_len > 0)
-      for (int l = 0; l < L; ++l) xi[l] = cfg->depth.mask[l];
-    else
-      ntk_mask_draw(cfg, 0, 0, xi);
-  }
+  if (cfg->ntk.network == NTK_NETWORK_MASK) ntk_mask_measured(cfg, 0, xi);
   ntk_dmat nngp = {0}, ntk = {0};
   int n_masks = 0, err;
   ntk_timer_start(NTK_PHASE_ANALYTIC);

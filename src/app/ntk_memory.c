@@ -129,8 +129,8 @@ static double solve_bytes(const char *type, int vectors, double B, double V) {
 void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_test, int d, int k,
                          double baseline, ntk_mem_estimate *e) {
   *e = (ntk_mem_estimate){0};
-  const int m = cfg->fourier.features, p = m > 0 ? 2 * m : d;
-  const int n = cfg->fourier.project ? cfg->model.width : p, L = cfg->model.depth;
+  const int m = cfg->fourier.features, p = ntk_config_input_dim(cfg, d);
+  const int n = ntk_config_width(cfg, d), L = cfg->model.depth;
   const int K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : N;
   const int training = cfg->train.steps > 0;
   const int vectors = training || cfg->output.save_eigenvectors;

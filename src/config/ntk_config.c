@@ -110,7 +110,7 @@ const ntk_config_key ntk_config_keys[] = {
     K_INT("data.outputs", data.outputs, "1", 1, IMAX, "number of outputs k of the teacher source"),
     K_DBL("data.noise", data.noise, "0.0", 0, DMAX, "label noise std of the synthetic sources"),
     K_STR("data.path", data.path, "", 0, NULL,
-          "fashion_mnist folder (empty = /usr/share/datasets/fashion-mnist) or the HDF5 file "
+          "fashion_mnist folder (empty = " NTK_FASHION_MNIST_DIR ") or the HDF5 file "
           "with datasets x (N, d) and y (N, k)"),
     K_LIST("data.classes", data.classes, data.n_classes, 0, 9,
            "fashion_mnist class subset, distinct labels 0..9 (empty = all ten)"),
@@ -1011,8 +1011,6 @@ static int check_ranges(ntk_config *cfg) {
   return NTK_OK;
 }
 
-#define FASHION_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
-
 int ntk_config_validate(ntk_config *cfg) {
   NTK_CHECK(check_ranges(cfg));
   const int L = cfg->model.depth;
@@ -1040,7 +1038,7 @@ int ntk_config_validate(ntk_config *cfg) {
     return fail_key(cfg, "data.source",
                     "data.source hdf5 needs data.path, the HDF5 file with datasets x and y");
   if (cfg->data.source == NTK_DATA_FASHION_MNIST) {
-    if (!cfg->data.path[0]) snprintf(cfg->data.path, sizeof cfg->data.path, FASHION_DEFAULT_DIR);
+    if (!cfg->data.path[0]) snprintf(cfg->data.path, sizeof cfg->data.path, NTK_FASHION_MNIST_DIR);
     if (cfg->data.n_train > 60000)
       return fail_key(cfg, "data.n_train",
                       "Fashion-MNIST has 60000 training images, asked for %d (allowed: 1 .. "
@@ -1068,19 +1066,14 @@ int ntk_config_validate(ntk_config *cfg) {
     return fail_key(cfg, "fourier.trainable",
                     "true needs Fourier features to train (fourier.features > 0, got 0)");
   if (!cfg->fourier.project) {
-    /* h0 = phi(x): the width is not free */
-    int p = -1;
-    const char *why = NULL;
-    if (m > 0) {
-      p = 2 * m;
-      why = "2*fourier.features";
-    } else if (cfg->data.source == NTK_DATA_FASHION_MNIST) {
-      p = 28 * 28;
-      why = "the Fashion-MNIST input dimension";
-    } else if (cfg->data.source != NTK_DATA_HDF5) {
-      p = cfg->data.dim;
-      why = "data.dim";
-    } /* hdf5: d is known only from the file; the model checks it when the data is loaded */
+    /* h0 = phi(x): the width is not free.  hdf5: d is known only from the file; the model
+     * checks it when the data is loaded */
+    const int fashion = cfg->data.source == NTK_DATA_FASHION_MNIST;
+    const int d = fashion ? 28 * 28 : cfg->data.source != NTK_DATA_HDF5 ? cfg->data.dim : 0;
+    const int p = ntk_config_input_dim(cfg, d);
+    const char *why = m > 0    ? "2*fourier.features"
+                      : fashion ? "the Fashion-MNIST input dimension"
+                                : "data.dim";
     if (p > 0 && cfg->model.width != p)
       return fail_key(cfg, "model.width",
                       "fourier.project: false makes h0 = phi(x), so the width must equal %s = "
@@ -1329,4 +1322,8 @@ double ntk_config_survival(const ntk_config *cfg, int l) {
 
 int ntk_config_input_dim(const ntk_config *cfg, int d) {
   return cfg->fourier.features > 0 ? 2 * cfg->fourier.features : d;
+}
+
+int ntk_config_width(const ntk_config *cfg, int d) {
+  return cfg->fourier.project ? cfg->model.width : ntk_config_input_dim(cfg, d);
 }

@@ -17,7 +17,6 @@
 #include "ntk_log.h"
 #include "ntk_rng.h"
 
-#define FMNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
 #define FMNIST_SIDE 28
 #define FMNIST_CLASSES 10
 #define TEACHER_WIDTH 32
@@ -390,7 +389,7 @@ typedef struct {
 
 static int fmnist_spec_make(const ntk_config *cfg, fmnist_spec *f) {
   memset(f, 0, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "%s", cfg->data.path[0] ? cfg->data.path : FMNIST_DEFAULT_DIR);
+  snprintf(f->dir, sizeof f->dir, "%s", cfg->data.path[0] ? cfg->data.path : NTK_FASHION_MNIST_DIR);
   size_t len = strlen(f->dir);
   if (len > 1 && f->dir[len - 1] == '/') f->dir[len - 1] = '\0';
   if (cfg->data.n_classes < 0 || cfg->data.n_classes > FMNIST_CLASSES)

@@ -1132,8 +1132,8 @@ static double appended_bytes(long long T, int len) {
 double ntk_output_estimate_bytes(const ntk_config *cfg, int N, int n_test, int d, int k,
                                  long long T) {
   const int K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : N;
-  const int m = cfg->fourier.features, p = m > 0 ? 2 * m : d;
-  const int n = cfg->fourier.project ? cfg->model.width : p, L = cfg->model.depth;
+  const int m = cfg->fourier.features, p = ntk_config_input_dim(cfg, d);
+  const int n = ntk_config_width(cfg, d), L = cfg->model.depth;
   const int training = cfg->train.steps > 0;
   const int vectors = training || cfg->output.save_eigenvectors;
   double values = 0.0, chunked = 0.0;

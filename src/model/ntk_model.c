@@ -64,9 +64,9 @@ int ntk_model_init(const ntk_config *cfg, const ntk_grid *g, int d, int k, ntk_m
   M->m = cfg->fourier.features;
   M->has_fourier = M->m > 0;
   M->fourier_trainable = M->has_fourier && cfg->fourier.trainable;
-  M->p = M->has_fourier ? 2 * M->m : d;
+  M->p = ntk_config_input_dim(cfg, d);
   M->project = cfg->fourier.project;
-  M->n = M->project ? cfg->model.width : M->p;
+  M->n = ntk_config_width(cfg, d);
   if (!M->project && cfg->model.width != M->p)
     return ntk_err_set(NTK_ERR_INPUT,
                        "model.width: with fourier.project false the width is dim phi(x) = %d, "
@@ -141,6 +141,13 @@ void ntk_mask_draw(const ntk_config *cfg, long long step, long long sample, doub
     /* p_l == 1 must give exactly the network without stochastic depth */
     xi[l - 1] = (p >= 1.0 || u < p) ? 1.0 : 0.0;
   }
+}
+
+void ntk_mask_measured(const ntk_config *cfg, long long step, double *xi) {
+  if (cfg->depth.mask_len > 0)
+    for (int l = 0; l < cfg->model.depth; ++l) xi[l] = cfg->depth.mask[l];
+  else
+    ntk_mask_draw(cfg, step, 0, xi);
 }
 
 void ntk_model_draw_mask(const ntk_model *M, long long step, long long sample, double *xi) {

@@ -192,10 +192,7 @@ int ntk_ntk_for_config(const ntk_model *M, const ntk_dmat *X, long long step,
                      : ntk_ntk_compute(M, X, NULL, cfg->ntk.method, cfg->ntk.chunk_mb, theta, group_trace);
       break;
     case NTK_NETWORK_MASK:
-      if (cfg->depth.mask_len > 0)
-        for (int l = 0; l < L; ++l) xi[l] = cfg->depth.mask[l];
-      else
-        ntk_model_draw_mask(M, step, 0, xi);
+      ntk_mask_measured(cfg, step, xi);
       err = ntk_ntk_compute(M, X, xi, cfg->ntk.method, cfg->ntk.chunk_mb, theta, group_trace);
       break;
     case NTK_NETWORK_MASK_AVERAGE: {
