@@ -11,7 +11,7 @@
  * the block-cyclic layout), so a checkpoint written on P ranks resumes on any Q. */
 #ifndef NTK_CHECKPOINT_H
 #define NTK_CHECKPOINT_H
-#include "ntk_train.h"
+#include "ntk_trainer.h"
 
 /* The checkpoint path of a config (train.checkpoint, or output.path + ".ckpt"). */
 void ntk_checkpoint_path(const ntk_config *cfg, char *buf, size_t n);

@@ -11,11 +11,7 @@
  * the NTK is only computed at measurement steps.  See docs/TRAINING.md. */
 #ifndef NTK_TRAIN_H
 #define NTK_TRAIN_H
-#include "ntk_config.h"
-#include "ntk_data.h"
-#include "ntk_grid.h"
-#include "ntk_model.h"
-#include "ntk_output.h"
+#include "ntk_trainer.h"
 
 /* How a run ended (also the root `status` attribute and the exit status, docs/TRAINING.md). */
 typedef enum {
@@ -26,43 +22,6 @@ typedef enum {
 
 #define NTK_EXIT_INTERRUPTED 3
 #define NTK_EXIT_DIVERGED 4
-
-/* The kernel-regime reference of one kernel (Theta_0, or Theta_inf): its K eigenvalues
- * (descending), the residual energy e_i = sum_c (u_i^T r_{0,c})^2 along each eigenvector
- * and the energy outside the K eigenvectors (0 when K == N). */
-typedef struct {
-  int K;
-  double *w, *energy;
-  double rest;
-} ntk_kernel_ref;
-
-typedef struct {
-  const ntk_config *cfg;
-  const ntk_grid *g;
-  ntk_model *model;
-  const ntk_data *data;
-  ntk_output *out;
-  int N, K, ng;
-  int want_vectors; /* eigenvectors at each measurement (training runs, save_eigenvectors) */
-  /* step-0 reference, kept for the whole run and stored in checkpoints */
-  ntk_dmat theta0;
-  double theta0_fro;
-  ntk_kernel_ref ref0, refinf; /* refinf.K == 0 unless analytic.enabled */
-  double lr;                   /* eta actually used */
-  double loss0;                /* train loss at step 0 (evaluation network) */
-  int unstable;                /* a measurement saw eta*lambda_max/(2N) > 1 or the loss grow */
-  /* scratch of one measurement */
-  ntk_dmat theta, vectors;
-  double *w, *group_trace;
-  /* schedule */
-  long long *sched;
-  int nsched;
-  /* gradient buffers, one per weight shape, reused every step */
-  ntk_dmat gbuf[4];
-  /* timing of the training steps (this rank) */
-  long long steps_done;
-  double step_seconds, forward_seconds;
-} ntk_trainer;
 
 /* Collective.  Allocates the trainer's buffers; the model, data and output stay the
  * caller's.  Nothing is computed. */

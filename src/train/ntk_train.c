@@ -229,118 +229,144 @@ int ntk_train_set_infinite_reference(ntk_trainer *t, const ntk_dmat *theta_inf) 
 
 /* -------------------------------------------------------------- measurement -- */
 
-int ntk_train_measure(ntk_trainer *t, long long step, int *diverged) {
-  const ntk_config *cfg = t->cfg;
-  const ntk_data *D = t->data;
-  ntk_output *out = t->out;
-  const int N = t->N, K = t->K, training = cfg->train.steps > 0;
-  int err = NTK_OK;
-  ntk_dmat R = {0};
-  ntk_forward fwd = {0};
-  double *energy = NULL;
-  double drift = 0.0, shift = 0.0, norm2 = 0.0, eig_drift = 0.0;
-  double pred = NAN, pred_inf = NAN, ratio = NAN;
-  int weyl = 1;
+/* What one measurement computes: the row it appends to /trajectory. */
+typedef struct {
+  double train_loss, train_acc, test_loss, test_acc;
   ntk_kernel_metrics km;
-  memset(&km, 0, sizeof km);
-  *diverged = 0;
+  double *energy; /* K residual energies along the eigenvectors; NULL without vectors */
+  double drift, eig_drift, shift, norm2;
+  int weyl;
+  double pred, pred_inf, ratio; /* training runs only */
+} measure_row;
 
+/* The evaluation network's losses and the train residual R (created here).  The test set
+ * goes first: the train set's forward states are then the only ones held, and fwd (may be
+ * NULL) keeps them for the kernel of the same network. */
+static int measure_losses(const ntk_trainer *t, measure_row *r, ntk_dmat *R, ntk_forward *fwd) {
+  const ntk_data *D = t->data;
+  int err = NTK_OK;
   ntk_timer_start(NTK_PHASE_METRICS);
-  double train_loss, train_acc, test_loss = NAN, test_acc = NAN;
   if (D->n_test > 0) {
-    /* the test set first: the train set's forward states are then the only ones held */
     ntk_forward F;
     err = ntk_model_forward(t->model, &D->x_test, NULL, &F);
     if (!err) {
-      err = ntk_metrics_loss(&F.f, &D->y_test, D->classification, &test_loss, &test_acc);
+      err = ntk_metrics_loss(&F.f, &D->y_test, D->classification, &r->test_loss, &r->test_acc);
       ntk_forward_free(&F);
     }
   }
-  /* the loss's forward pass is the evaluation network's: with ntk.network eval the kernel
-   * is assembled from its states instead of a second pass */
-  const int reuse = cfg->ntk.network == NTK_NETWORK_EVAL;
-  if (!err) err = eval_residual(t, &R, &train_loss, &train_acc, reuse ? &fwd : NULL);
+  if (!err) err = eval_residual(t, R, &r->train_loss, &r->train_acc, fwd);
   ntk_timer_stop(NTK_PHASE_METRICS);
-  if (err) goto done;
+  NTK_CHECK(err);
+  return NTK_OK;
+}
 
-  err = ntk_ntk_for_config(t->model, &D->x_train, step, reuse ? &fwd : NULL, &t->theta, t->group_trace);
-  ntk_forward_free(&fwd);
-  if (err) goto done;
-  if (!isfinite(train_loss) || !ntk_metrics_all_finite(&t->theta)) {
-    /* nothing of this step is written: a NaN kernel would only stall the eigensolver */
-    *diverged = 1;
-    ntk_log_warn("step %lld: the %s is not finite: stopping (diverged)", step,
-                 isfinite(train_loss) ? "kernel" : "train loss");
-    goto done;
-  }
+/* 0 (with a warning) when the loss or the kernel is not finite: nothing of this step is
+ * then written, since a NaN kernel would only stall the eigensolver. */
+static int measure_finite(const ntk_trainer *t, long long step, const measure_row *r) {
+  if (isfinite(r->train_loss) && ntk_metrics_all_finite(&t->theta)) return 1;
+  ntk_log_warn("step %lld: the %s is not finite: stopping (diverged)", step,
+               isfinite(r->train_loss) ? "kernel" : "train loss");
+  return 0;
+}
 
+/* The K eigenpairs of Theta_t (vectors when the run keeps them). */
+static int measure_eigensolve(ntk_trainer *t) {
   ntk_dmat_free(&t->vectors);
   ntk_timer_start(NTK_PHASE_EIGENSOLVE);
-  err = ntk_eig_solve(cfg->eigensolver.type, &t->theta, K, t->want_vectors, t->w,
-                      t->want_vectors ? &t->vectors : NULL);
+  int err = ntk_eig_solve(t->cfg->eigensolver.type, &t->theta, t->K, t->want_vectors, t->w,
+                          t->want_vectors ? &t->vectors : NULL);
   ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
-  if (err) goto done;
+  NTK_CHECK(err);
+  return NTK_OK;
+}
 
-  ntk_timer_start(NTK_PHASE_METRICS);
-  if ((err = ntk_metrics_kernel(&t->theta, t->w, K, &D->y_train, &km))) goto metrics_done;
-  if (t->want_vectors) {
-    energy = ntk_malloc((size_t)K * sizeof(double), "residual energies");
-    if (!energy || (err = ntk_metrics_residual_energy(&t->vectors, &R, energy, NULL))) {
-      if (!energy) err = ntk_err_code();
-      goto metrics_done;
-    }
+/* The spectral metrics of Theta_t and the residual's energy along its eigenvectors. */
+static int measure_spectrum(const ntk_trainer *t, const ntk_dmat *R, measure_row *r) {
+  NTK_CHECK(ntk_metrics_kernel(&t->theta, t->w, t->K, &t->data->y_train, &r->km));
+  if (!t->want_vectors) return NTK_OK;
+  r->energy = ntk_malloc((size_t)t->K * sizeof(double), "residual energies");
+  if (!r->energy) return ntk_err_code();
+  NTK_CHECK(ntk_metrics_residual_energy(&t->vectors, R, r->energy, NULL));
+  return NTK_OK;
+}
+
+/* Step 0 fixes the reference of every later measurement and of the prediction: Theta_0,
+ * its spectrum and r_0's projections, the initial loss, the learning rate. */
+static int measure_fix_reference(ntk_trainer *t, const measure_row *r) {
+  const ntk_config *cfg = t->cfg;
+  const int N = t->N, K = t->K;
+  NTK_CHECK(ntk_dmat_copy(&t->theta, &t->theta0));
+  t->theta0_fro = r->km.frobenius;
+  t->loss0 = r->train_loss;
+  ref_free(&t->ref0);
+  t->ref0.K = K;
+  t->ref0.w = ntk_malloc((size_t)K * sizeof(double), "reference eigenvalues");
+  t->ref0.energy = ntk_calloc((size_t)K, sizeof(double), "reference projections");
+  if (!t->ref0.w || !t->ref0.energy) return ntk_err_code();
+  memcpy(t->ref0.w, t->w, (size_t)K * sizeof(double));
+  if (r->energy) {
+    double total = 2.0 * N * r->train_loss, in = 0.0;
+    memcpy(t->ref0.energy, r->energy, (size_t)K * sizeof(double));
+    for (int i = 0; i < K; ++i) in += r->energy[i];
+    t->ref0.rest = K < N && total > in ? total - in : 0.0;
   }
-  if (step == 0 && !t->theta0.a) {
-    /* the reference of every later measurement and of the prediction */
-    if ((err = ntk_dmat_copy(&t->theta, &t->theta0))) goto metrics_done;
-    t->theta0_fro = km.frobenius;
-    t->loss0 = train_loss;
-    ref_free(&t->ref0);
-    t->ref0.K = K;
-    t->ref0.w = ntk_malloc((size_t)K * sizeof(double), "reference eigenvalues");
-    t->ref0.energy = ntk_calloc((size_t)K, sizeof(double), "reference projections");
-    if (!t->ref0.w || !t->ref0.energy) {
-      err = ntk_err_code();
-      goto metrics_done;
-    }
-    memcpy(t->ref0.w, t->w, (size_t)K * sizeof(double));
-    if (energy) {
-      double total = 2.0 * N * train_loss, in = 0.0;
-      memcpy(t->ref0.energy, energy, (size_t)K * sizeof(double));
-      for (int i = 0; i < K; ++i) in += energy[i];
-      t->ref0.rest = K < N && total > in ? total - in : 0.0;
-    }
-    t->lr = cfg->train.lr > 0.0 ? cfg->train.lr : cfg->train.lr_scale * 2.0 * N / t->w[0];
-  }
-  if (step > 0 || t->theta0.a) {
-    drift = ntk_dmat_diff_fro(&t->theta, &t->theta0) / t->theta0_fro;
-    shift = ntk_metrics_max_shift(t->w, t->ref0.w, K);
-    eig_drift = shift / t->ref0.w[0];
-    if (step > 0) {
-      ntk_timer_stop(NTK_PHASE_METRICS);
-      ntk_timer_start(NTK_PHASE_EIGENSOLVE);
-      err = ntk_metrics_diff_norm2(cfg->eigensolver.type, &t->theta, &t->theta0, &norm2);
-      ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
-      ntk_timer_start(NTK_PHASE_METRICS);
-      if (err) goto metrics_done;
-      weyl = ntk_metrics_weyl_holds(shift, norm2, N, t->ref0.w[0]);
-    }
-  }
-  if (training) {
-    pred = ntk_train_predict_loss(&t->ref0, t->lr, N, step);
-    if (t->refinf.K > 0) pred_inf = ntk_train_predict_loss(&t->refinf, t->lr, N, step);
-    ratio = t->lr * km.lambda_max / (2.0 * N);
-    if (ratio > 1.0 || (step > 0 && train_loss > t->loss0)) {
-      if (!t->unstable)
-        ntk_log_warn("step %lld: unstable (eta lambda_max / 2N = %.3f, train loss %.3e vs %.3e "
-                     "at step 0)", step, ratio, train_loss, t->loss0);
-      t->unstable = 1;
-    }
-  }
-metrics_done:
+  t->lr = cfg->train.lr > 0.0 ? cfg->train.lr : cfg->train.lr_scale * 2.0 * N / t->w[0];
+  return NTK_OK;
+}
+
+/* How far Theta_t moved from Theta_0: relative drift, the largest eigenvalue shift, and
+ * (after step 0) ||Theta_t - Theta_0||_2 with Weyl's bound on the shift. */
+static int measure_change(const ntk_trainer *t, long long step, measure_row *r) {
+  const int N = t->N, K = t->K;
+  r->drift = ntk_dmat_diff_fro(&t->theta, &t->theta0) / t->theta0_fro;
+  r->shift = ntk_metrics_max_shift(t->w, t->ref0.w, K);
+  r->eig_drift = r->shift / t->ref0.w[0];
+  if (step == 0) return NTK_OK;
   ntk_timer_stop(NTK_PHASE_METRICS);
-  if (err) goto done;
+  ntk_timer_start(NTK_PHASE_EIGENSOLVE);
+  int err = ntk_metrics_diff_norm2(t->cfg->eigensolver.type, &t->theta, &t->theta0, &r->norm2);
+  ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
+  ntk_timer_start(NTK_PHASE_METRICS);
+  NTK_CHECK(err);
+  r->weyl = ntk_metrics_weyl_holds(r->shift, r->norm2, N, t->ref0.w[0]);
+  return NTK_OK;
+}
 
+/* Training runs: the kernel-regime prediction of the train loss and the stability ratio
+ * eta lambda_max / 2N; the first sign of instability is warned about once. */
+static void measure_prediction(ntk_trainer *t, long long step, measure_row *r) {
+  const int N = t->N;
+  r->pred = ntk_train_predict_loss(&t->ref0, t->lr, N, step);
+  if (t->refinf.K > 0) r->pred_inf = ntk_train_predict_loss(&t->refinf, t->lr, N, step);
+  r->ratio = t->lr * r->km.lambda_max / (2.0 * N);
+  if (r->ratio > 1.0 || (step > 0 && r->train_loss > t->loss0)) {
+    if (!t->unstable)
+      ntk_log_warn("step %lld: unstable (eta lambda_max / 2N = %.3f, train loss %.3e vs %.3e "
+                   "at step 0)", step, r->ratio, r->train_loss, t->loss0);
+    t->unstable = 1;
+  }
+}
+
+/* Every metric of Theta_t (the METRICS phase). */
+static int measure_metrics(ntk_trainer *t, long long step, const ntk_dmat *R, measure_row *r) {
+  ntk_timer_start(NTK_PHASE_METRICS);
+  int err = measure_spectrum(t, R, r);
+  if (!err && step == 0 && !t->theta0.a) err = measure_fix_reference(t, r);
+  if (!err && (step > 0 || t->theta0.a)) err = measure_change(t, step, r);
+  if (!err && t->cfg->train.steps > 0) measure_prediction(t, step, r);
+  ntk_timer_stop(NTK_PHASE_METRICS);
+  NTK_CHECK(err);
+  return NTK_OK;
+}
+
+/* The row of `step` appended to /trajectory, flushed. */
+static int measure_append(ntk_trainer *t, long long step, const measure_row *r) {
+  const ntk_config *cfg = t->cfg;
+  const ntk_data *D = t->data;
+  ntk_output *out = t->out;
+  const int K = t->K, training = cfg->train.steps > 0;
+  const ntk_kernel_metrics km = r->km;
+  int err = NTK_OK;
   ntk_timer_start(NTK_PHASE_OUTPUT);
 #define APPEND(call)        \
   do {                      \
@@ -355,24 +381,24 @@ metrics_done:
   APPEND(ntk_output_append_scalar(out, "/trajectory/trace", km.trace));
   APPEND(ntk_output_append_scalar(out, "/trajectory/frobenius_norm", km.frobenius));
   APPEND(ntk_output_append_scalar(out, "/trajectory/kernel_target_alignment", km.alignment));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/drift", drift));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/eigenvalue_drift", eig_drift));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/eigenvalue_shift", shift));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/ntk_change_norm2", norm2));
-  APPEND(ntk_output_append_int(out, "/trajectory/weyl_ok", weyl));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/train_loss", train_loss));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/test_loss", test_loss));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/drift", r->drift));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/eigenvalue_drift", r->eig_drift));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/eigenvalue_shift", r->shift));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/ntk_change_norm2", r->norm2));
+  APPEND(ntk_output_append_int(out, "/trajectory/weyl_ok", r->weyl));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/train_loss", r->train_loss));
+  APPEND(ntk_output_append_scalar(out, "/trajectory/test_loss", r->test_loss));
   if (D->classification) {
-    APPEND(ntk_output_append_scalar(out, "/trajectory/train_accuracy", train_acc));
-    APPEND(ntk_output_append_scalar(out, "/trajectory/test_accuracy", test_acc));
+    APPEND(ntk_output_append_scalar(out, "/trajectory/train_accuracy", r->train_acc));
+    APPEND(ntk_output_append_scalar(out, "/trajectory/test_accuracy", r->test_acc));
   }
   APPEND(ntk_output_append_row(out, "/trajectory/layer_trace", t->ng, t->group_trace));
-  if (energy) APPEND(ntk_output_append_row(out, "/trajectory/residual_energy", K, energy));
+  if (r->energy) APPEND(ntk_output_append_row(out, "/trajectory/residual_energy", K, r->energy));
   if (training) {
-    APPEND(ntk_output_append_scalar(out, "/trajectory/predicted_train_loss", pred));
+    APPEND(ntk_output_append_scalar(out, "/trajectory/predicted_train_loss", r->pred));
     if (t->refinf.K > 0)
-      APPEND(ntk_output_append_scalar(out, "/trajectory/predicted_train_loss_infinite", pred_inf));
-    APPEND(ntk_output_append_scalar(out, "/trajectory/stability_ratio", ratio));
+      APPEND(ntk_output_append_scalar(out, "/trajectory/predicted_train_loss_infinite", r->pred_inf));
+    APPEND(ntk_output_append_scalar(out, "/trajectory/stability_ratio", r->ratio));
   }
   if (cfg->output.save_ntk) APPEND(ntk_output_append_dmat(out, "/trajectory/ntk", &t->theta));
   if (cfg->output.save_eigenvectors)
@@ -380,23 +406,54 @@ metrics_done:
   APPEND(ntk_output_flush(out));
 #undef APPEND
   ntk_timer_stop(NTK_PHASE_OUTPUT);
-  if (err) goto done;
+  NTK_CHECK(err);
+  return NTK_OK;
+}
 
+/* The progress line of the step; *diverged when the train loss outgrew
+ * train.divergence_factor times its start (the row is written). */
+static void measure_report(const ntk_trainer *t, long long step, const measure_row *r,
+                           int *diverged) {
+  const ntk_config *cfg = t->cfg;
+  const int training = cfg->train.steps > 0;
+  const ntk_kernel_metrics *km = &r->km;
   if (training)
     ntk_log_info("step %lld: train loss %.6e (kernel regime %.6e)  lambda_max %.6e  drift %.3e%s",
-                 step, train_loss, pred, km.lambda_max, drift, weyl ? "" : "  WEYL VIOLATED");
+                 step, r->train_loss, r->pred, km->lambda_max, r->drift,
+                 r->weyl ? "" : "  WEYL VIOLATED");
   else
     ntk_log_info("lambda_max %.6e  lambda_min %.6e  condition %.3e  effective rank %.2f  alignment %.4f",
-                 km.lambda_max, km.lambda_min, km.condition_number, km.effective_rank, km.alignment);
-  if (!training) ntk_log_info("train loss %.6e%s", train_loss, D->n_test > 0 ? "" : " (no test set)");
-  if (training && step > 0 && train_loss > cfg->train.divergence_factor * t->loss0) {
+                 km->lambda_max, km->lambda_min, km->condition_number, km->effective_rank,
+                 km->alignment);
+  if (!training)
+    ntk_log_info("train loss %.6e%s", r->train_loss, t->data->n_test > 0 ? "" : " (no test set)");
+  if (training && step > 0 && r->train_loss > cfg->train.divergence_factor * t->loss0) {
     ntk_log_warn("step %lld: train loss %.3e exceeds %g x the initial %.3e: stopping (diverged)",
-                 step, train_loss, cfg->train.divergence_factor, t->loss0);
+                 step, r->train_loss, cfg->train.divergence_factor, t->loss0);
     *diverged = 1;
   }
-done:
+}
+
+int ntk_train_measure(ntk_trainer *t, long long step, int *diverged) {
+  /* the loss's forward pass is the evaluation network's: with ntk.network eval the kernel
+   * is assembled from its states instead of a second pass */
+  const int reuse = t->cfg->ntk.network == NTK_NETWORK_EVAL;
+  measure_row r = {.test_loss = NAN, .test_acc = NAN, .weyl = 1,
+                   .pred = NAN, .pred_inf = NAN, .ratio = NAN};
+  ntk_dmat R = {0};
+  ntk_forward fwd = {0};
+  *diverged = 0;
+  int err = measure_losses(t, &r, &R, reuse ? &fwd : NULL);
+  if (!err)
+    err = ntk_ntk_for_config(t->model, &t->data->x_train, step, reuse ? &fwd : NULL, &t->theta,
+                             t->group_trace);
   ntk_forward_free(&fwd);
-  free(energy);
+  if (!err && !measure_finite(t, step, &r)) *diverged = 1;
+  if (!err && !*diverged) err = measure_eigensolve(t);
+  if (!err && !*diverged) err = measure_metrics(t, step, &R, &r);
+  if (!err && !*diverged) err = measure_append(t, step, &r);
+  if (!err && !*diverged) measure_report(t, step, &r, diverged);
+  free(r.energy);
   ntk_dmat_free(&R);
   if (err) ntk_err_trace(__FILE__, __LINE__, __func__);
   return err;
