@@ -13,6 +13,7 @@ int ntk_app_info(int argc, char **argv);     /* ntk_app_info.c: summary of a res
 
 /* Shared by the commands that take a configuration (ntk_app_common.c). */
 #include "ntk_config.h"
+#include "ntk_data.h"
 #include "ntk_grid.h"
 #include "ntk_output.h"
 
@@ -34,10 +35,48 @@ void ntk_app_utc_now(char *buf, size_t len);
 /* Collective: a rank whose error no other rank knows (it may have failed while the others
  * wait in a collective) prints it and aborts the job; otherwise all ranks agree on err. */
 int ntk_app_agree(int err);
-/* Collective epilogue of a command: agree on err (a rank that failed alone aborts the
- * job), close `out` if open (status "complete" or "failed"), print the error once, and
- * return the exit status. */
-int ntk_app_finish(int err, ntk_output *out);
+
+/* One command's life, the same for run, analytic and sweep (ntk_app_common.c):
+ * ntk_app_main parses CONFIG and the options (every rank alike, agreed), starts the log,
+ * runs the command's body, which sets up what it needs with the ntk_app_ctx_* steps
+ * (grid, data, output), then agrees on the outcome (a rank that failed alone aborts the
+ * job), writes end_utc and closes the output ("failed" on an error), prints the error
+ * once or the command's report, frees everything and returns the exit status. */
+typedef struct ntk_app_ctx ntk_app_ctx;
+
+typedef struct {
+  const char *name;           /* "run", "analytic", "sweep": messages and the command line */
+  const ntk_app_option *opts; /* its options beside CONFIG, --set, -q and -v */
+  int nopts;
+  void (*begin)(ntk_app_ctx *ctx);        /* NULL, or before the arguments are read */
+  int (*check_args)(ntk_app_ctx *ctx);    /* NULL, or option checks agreed with the parse */
+  int (*body)(ntk_app_ctx *ctx);          /* the command's work */
+  int (*before_close)(ntk_app_ctx *ctx);  /* NULL, or more output after a success */
+  void (*report)(ntk_app_ctx *ctx);       /* NULL, or rank 0's printout after a success */
+  void (*free_state)(ntk_app_ctx *ctx);   /* NULL, or frees the command's own state */
+} ntk_app_command;
+
+struct ntk_app_ctx {
+  const ntk_app_command *cmd;
+  void *state; /* the command's own */
+  ntk_config cfg;
+  char cmdline[4096];
+  char start_utc[32];
+  ntk_grid g;
+  ntk_data data;
+  ntk_output out; /* file < 0 until opened */
+  int have_grid, have_data;
+  const char *status; /* root status the output closes with after a success ("complete") */
+  int exit_status;    /* exit status of a success (0) */
+};
+
+/* Collective: the whole life of a command; returns the process exit status. */
+int ntk_app_main(const ntk_app_command *cmd, void *state, int argc, char **argv);
+/* Collective steps a body takes: the BLACS grid of grid.* (agreed), the data, and the
+ * output file created with the provenance attributes. */
+int ntk_app_ctx_grid(ntk_app_ctx *ctx);
+int ntk_app_ctx_data(ntk_app_ctx *ctx);
+int ntk_app_ctx_open_output(ntk_app_ctx *ctx);
 
 /* Collective: the provenance attributes of MODEL.md on the root group (config text,
  * command line, MPI size, process grid, block size, eigensolver, seed, library versions,

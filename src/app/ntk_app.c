@@ -24,16 +24,20 @@
 #include "ntk_timer.h"
 #include "ntk_train.h"
 
+/* What `run` keeps beside the command's context (ntk_app_main). */
 typedef struct {
-  ntk_config cfg;
-  int dry_run, resume;
-  char cmdline[4096];
-} run_opts;
+  int dry_run, resume; /* the options */
+  ntk_model model;
+  ntk_trainer tr;
+  ntk_train_outcome outcome;
+  int have_model, have_trainer;
+  ntk_mem_estimate mem;      /* the estimate --dry-run prints; recorded in /memory */
+  ntk_mem_measured measured; /* the peaks, recorded beside it */
+} run_state;
 
-static int parse_run_args(int argc, char **argv, run_opts *o) {
-  const ntk_app_option opts[] = {{"--dry-run", 0, &o->dry_run, NULL}, {"--resume", 0, &o->resume, NULL}};
-  NTK_CHECK(ntk_app_parse_config("run", argc, argv, opts, 2, &o->cfg, o->cmdline, sizeof o->cmdline));
-  if (o->resume && o->cfg.train.steps == 0)
+static int run_check_args(ntk_app_ctx *ctx) {
+  const run_state *st = ctx->state;
+  if (st->resume && ctx->cfg.train.steps == 0)
     return ntk_err_set(NTK_ERR_INPUT, "--resume: only a training run (train.steps > 0) can be resumed");
   return NTK_OK;
 }
@@ -87,26 +91,16 @@ static int write_data_and_params(ntk_output *out, const ntk_config *cfg, const n
   return NTK_OK;
 }
 
-typedef struct {
-  ntk_grid g;
-  ntk_data data;
-  ntk_model model;
-  ntk_output out;
-  ntk_trainer tr;
-  ntk_train_outcome outcome;
-  int have_grid, have_data, have_model, have_trainer;
-  ntk_mem_estimate mem; /* the estimate --dry-run prints; recorded in /memory */
-} run_state;
-
 /* For steps whose outcome is identical on every rank (they depend only on the
  * configuration): agreeing on the error lets all ranks stop together with one message. */
 #define NTK_CHECK_ALL(call) NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, (call)))
 
 /* The infinite-width NNGP and NTK (ntk_app_write_analytic writes /analytic); with training,
  * Theta_inf also becomes the second kernel-regime reference. */
-static int run_analytic(const ntk_config *cfg, run_state *st) {
+static int run_analytic(ntk_app_ctx *ctx, run_state *st) {
+  const ntk_config *cfg = &ctx->cfg;
   ntk_dmat theta_inf = {0};
-  NTK_CHECK(ntk_app_write_analytic(cfg, &st->g, &st->data.x_train, &st->out,
+  NTK_CHECK(ntk_app_write_analytic(cfg, &ctx->g, &ctx->data.x_train, &ctx->out,
                                    cfg->train.steps > 0 ? &theta_inf : NULL, NULL));
   if (cfg->train.steps == 0) return NTK_OK;
   int err = ntk_train_set_infinite_reference(&st->tr, &theta_inf);
@@ -115,17 +109,15 @@ static int run_analytic(const ntk_config *cfg, run_state *st) {
   return NTK_OK;
 }
 
-static int run_pipeline(run_opts *o, run_state *st) {
-  ntk_config *cfg = &o->cfg;
+static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
+  const ntk_config *cfg = &ctx->cfg;
   const int training = cfg->train.steps > 0;
-  char start[32];
-  ntk_app_utc_now(start, sizeof start);
+  const char *start = ctx->start_utc;
   /* early, so that a signal during the setup or the step-0 measurement is not fatal */
-  if (training && !o->dry_run) ntk_train_install_signals();
+  if (training && !st->dry_run) ntk_train_install_signals();
   ntk_timer_start(NTK_PHASE_SETUP);
-  NTK_CHECK_ALL(ntk_grid_create(MPI_COMM_WORLD, cfg->grid.rows, cfg->grid.cols, cfg->grid.block_size, &st->g));
-  st->have_grid = 1;
-  ntk_grid *g = &st->g;
+  NTK_CHECK(ntk_app_ctx_grid(ctx));
+  ntk_grid *g = &ctx->g;
   /* rank 0 reads the data's shape for everybody: one metadata read (and one checker
    * process, ntk_h5check) per job, not one per rank */
   int shape[4] = {0, 0, 0, 0}, world_rank, rc = NTK_OK;
@@ -136,7 +128,7 @@ static int run_pipeline(run_opts *o, run_state *st) {
   const int N = shape[0], n_test = shape[1], d = shape[2], k = shape[3];
   NTK_CHECK_ALL(check_layout(cfg, g, N, d));
   ntk_timer_stop(NTK_PHASE_SETUP);
-  if (o->dry_run) {
+  if (st->dry_run) {
     char *yaml = ntk_config_to_yaml(cfg);
     ntk_log_raw("# effective configuration\n%s", yaml ? yaml : "");
     free(yaml);
@@ -145,7 +137,7 @@ static int run_pipeline(run_opts *o, run_state *st) {
     ntk_log_raw("# data: N = %d, n_test = %d, d = %d, k = %d\n", N, n_test, d, k);
   }
   /* before any data or matrix exists: a run that cannot fit stops here */
-  NTK_CHECK(ntk_memory_enforce(cfg, g, N, n_test, d, k, o->dry_run, &st->mem));
+  NTK_CHECK(ntk_memory_enforce(cfg, g, N, n_test, d, k, st->dry_run, &st->mem));
   {
     /* likewise the output folder: writable and with room for the whole file */
     long long *sched = NULL;
@@ -154,16 +146,15 @@ static int run_pipeline(run_opts *o, run_state *st) {
     free(sched);
     double bytes = ntk_output_estimate_bytes(cfg, N, n_test, d, k, T);
     NTK_CHECK(ntk_output_precheck(MPI_COMM_WORLD, cfg->output.path, cfg->output.overwrite,
-                                  o->resume, bytes, o->dry_run));
+                                  st->resume, bytes, st->dry_run));
   }
-  if (o->dry_run) return NTK_OK;
+  if (st->dry_run) return NTK_OK;
   ntk_log_info("ntkspec %s: %d ranks, grid %d x %d, block %d", NTK_VERSION, g->size, g->nprow, g->npcol, g->nb);
 
   ntk_timer_start(NTK_PHASE_DATA);
-  NTK_CHECK(ntk_data_load(cfg, g, &st->data));
-  st->have_data = 1;
+  NTK_CHECK(ntk_app_ctx_data(ctx));
   ntk_timer_stop(NTK_PHASE_DATA);
-  ntk_data *D = &st->data;
+  ntk_data *D = &ctx->data;
   ntk_log_info("data: %s (N = %d, test %d, d = %d, k = %d)", D->description, D->n_train, D->n_test, D->d, D->k);
 
   NTK_CHECK_ALL(ntk_model_init(cfg, g, D->d, D->k, &st->model));
@@ -171,15 +162,15 @@ static int run_pipeline(run_opts *o, run_state *st) {
   ntk_model *M = &st->model;
   ntk_log_info("model: width %d, depth %d, %s, %lld parameters", M->n, M->L,
                ntk_config_enum_name("model.activation", M->activation), ntk_model_num_params(M));
-  NTK_CHECK(ntk_train_init(&st->tr, cfg, g, M, D, &st->out));
+  NTK_CHECK(ntk_train_init(&st->tr, cfg, g, M, D, &ctx->out));
   st->have_trainer = 1;
-  ntk_output *out = &st->out;
+  ntk_output *out = &ctx->out;
   ntk_trainer *tr = &st->tr;
 
   long long first = 0;
   int first_measured = 0;
   st->outcome = NTK_TRAIN_COMPLETE;
-  if (o->resume) {
+  if (st->resume) {
     /* the checkpoint is checked before the output is touched: a refused resume leaves the
      * interrupted file as it was */
     NTK_CHECK(ntk_checkpoint_read(tr, &first));
@@ -197,18 +188,17 @@ static int run_pipeline(run_opts *o, run_state *st) {
     }
     NTK_CHECK(ntk_output_attr_int(out, "/", "resume_count", count + 1));
     NTK_CHECK(ntk_output_attr_int(out, "/", "last_resume_step", first));
-    NTK_CHECK(ntk_output_attr_string(out, "/", "last_resume_command_line", o->cmdline));
+    NTK_CHECK(ntk_output_attr_string(out, "/", "last_resume_command_line", ctx->cmdline));
     NTK_CHECK(ntk_output_attr_int(out, "/", "last_resume_mpi_size", g->size));
     NTK_CHECK(ntk_output_attr_string(out, "/", "last_resume_utc", start));
     ntk_timer_stop(NTK_PHASE_OUTPUT);
     ntk_log_info("resuming at step %lld of %d (learning rate %.6e)", first, cfg->train.steps, tr->lr);
   } else {
     ntk_timer_start(NTK_PHASE_OUTPUT);
-    NTK_CHECK(ntk_output_open(out, g, cfg->output.path, cfg->output.overwrite));
-    NTK_CHECK(ntk_app_write_provenance(out, cfg, g, o->cmdline, start));
+    NTK_CHECK(ntk_app_ctx_open_output(ctx));
     NTK_CHECK(write_data_and_params(out, cfg, D, M));
     ntk_timer_stop(NTK_PHASE_OUTPUT);
-    if (cfg->analytic.enabled) NTK_CHECK(run_analytic(cfg, st));
+    if (cfg->analytic.enabled) NTK_CHECK(run_analytic(ctx, st));
     ntk_log_info("NTK: %s method, %s network", ntk_config_enum_name("ntk.method", cfg->ntk.method),
                  ntk_config_enum_name("ntk.network", cfg->ntk.network));
     const int K = tr->K;
@@ -253,74 +243,76 @@ static int run_pipeline(run_opts *o, run_state *st) {
 
 /* Per-step cost of the training steps (max over ranks): the benchmark compares it with
  * a forward pass. */
-static int write_train_timing(run_state *st) {
+static int write_train_timing(ntk_app_ctx *ctx, const run_state *st) {
   double loc[2] = {st->tr.step_seconds, st->tr.forward_seconds}, mx[2];
-  MPI_Allreduce(loc, mx, 2, MPI_DOUBLE, MPI_MAX, st->g.comm);
+  MPI_Allreduce(loc, mx, 2, MPI_DOUBLE, MPI_MAX, ctx->g.comm);
   long long n = st->tr.steps_done;
-  NTK_CHECK(ntk_output_attr_int(&st->out, "/timing", "train_steps", n));
-  NTK_CHECK(ntk_output_attr_double(&st->out, "/timing", "train_step_seconds", n ? mx[0] / n : 0.0));
-  NTK_CHECK(ntk_output_attr_double(&st->out, "/timing", "train_forward_seconds", n ? mx[1] / n : 0.0));
+  NTK_CHECK(ntk_output_attr_int(&ctx->out, "/timing", "train_steps", n));
+  NTK_CHECK(ntk_output_attr_double(&ctx->out, "/timing", "train_step_seconds", n ? mx[0] / n : 0.0));
+  NTK_CHECK(ntk_output_attr_double(&ctx->out, "/timing", "train_forward_seconds", n ? mx[1] / n : 0.0));
   if (n) ntk_log_info("training: %lld steps, %.4f s per step, of which forward %.4f s (%.2f forward passes)",
                       n, mx[0] / n, mx[1] / n, mx[1] > 0 ? mx[0] / mx[1] : 0.0);
   return NTK_OK;
 }
 
-static void run_state_free(run_state *st) {
+static void run_begin(ntk_app_ctx *ctx) {
+  (void)ctx;
+  ntk_memory_init();
+  ntk_timer_start(NTK_PHASE_TOTAL);
+}
+
+/* How the run ended names the file's status and the exit status. */
+static void run_set_outcome(ntk_app_ctx *ctx, ntk_train_outcome outcome) {
+  static const char *const names[] = {"complete", "interrupted", "diverged"};
+  ctx->status = names[outcome];
+  ctx->exit_status = outcome == NTK_TRAIN_INTERRUPTED ? NTK_EXIT_INTERRUPTED
+                     : outcome == NTK_TRAIN_DIVERGED  ? NTK_EXIT_DIVERGED
+                                                      : 0;
+}
+
+static int run_body(ntk_app_ctx *ctx) {
+  run_state *st = ctx->state;
+  int err = run_pipeline(ctx, st);
+  run_set_outcome(ctx, st->outcome);
+  return err;
+}
+
+/* /timing, the training step costs and /memory, once every phase has ended. */
+static int run_before_close(ntk_app_ctx *ctx) {
+  run_state *st = ctx->state;
+  ntk_timer_stop(NTK_PHASE_TOTAL);
+  ntk_timer_stat stats[NTK_PHASE_COUNT];
+  ntk_timer_reduce(MPI_COMM_WORLD, stats);
+  NTK_CHECK(ntk_output_write_timing(&ctx->out, stats, NTK_PHASE_COUNT));
+  if (st->have_trainer && ctx->cfg.train.steps > 0) NTK_CHECK(write_train_timing(ctx, st));
+  ntk_memory_measure(MPI_COMM_WORLD, &st->measured);
+  NTK_CHECK(ntk_memory_record(&ctx->out, &st->mem, &st->measured));
+  return NTK_OK;
+}
+
+static void run_report(ntk_app_ctx *ctx) {
+  const run_state *st = ctx->state;
+  if (st->dry_run) return;
+  ntk_timer_report(MPI_COMM_WORLD);
+  if (st->measured.max > 0) ntk_memory_print_usage(&st->mem, &st->measured);
+  ntk_log_raw("\nwrote %s%s\n", ctx->cfg.output.path,
+              st->outcome == NTK_TRAIN_INTERRUPTED ? " (interrupted)"
+              : st->outcome == NTK_TRAIN_DIVERGED  ? " (diverged)" : "");
+}
+
+static void run_free(ntk_app_ctx *ctx) {
+  run_state *st = ctx->state;
   if (st->have_trainer) ntk_train_free(&st->tr);
   if (st->have_model) ntk_model_free(&st->model);
-  if (st->have_data) ntk_data_free(&st->data);
-  if (st->have_grid) ntk_grid_free(&st->g);
 }
 
 int ntk_app_run(int argc, char **argv) {
-  static run_opts o;
   static run_state st;
-  ntk_mem_measured mem = {0};
-  memset(&o, 0, sizeof o);
   memset(&st, 0, sizeof st);
-  st.out.file = -1;
-  ntk_memory_init();
-  ntk_timer_reset();
-  ntk_timer_start(NTK_PHASE_TOTAL);
-  ntk_config_defaults(&o.cfg);
-  /* every rank reads the same file and arguments: the outcome is the same everywhere */
-  int err = ntk_err_sync(MPI_COMM_WORLD, parse_run_args(argc, argv, &o));
-  ntk_log_init(MPI_COMM_WORLD, err ? 1 : o.cfg.verbosity);
-  if (!err) err = run_pipeline(&o, &st);
-  err = ntk_app_agree(err);
-  ntk_timer_stop(NTK_PHASE_TOTAL);
-  if (st.out.file >= 0) {
-    if (!err) {
-      ntk_timer_stat stats[NTK_PHASE_COUNT];
-      ntk_timer_reduce(MPI_COMM_WORLD, stats);
-      char end[32];
-      ntk_app_utc_now(end, sizeof end);
-      err = ntk_output_write_timing(&st.out, stats, NTK_PHASE_COUNT);
-      if (!err && st.have_trainer && o.cfg.train.steps > 0) err = write_train_timing(&st);
-      if (!err) {
-        ntk_memory_measure(MPI_COMM_WORLD, &mem);
-        err = ntk_memory_record(&st.out, &st.mem, &mem);
-      }
-      if (!err) err = ntk_output_attr_string(&st.out, "/", "end_utc", end);
-      err = ntk_err_sync(MPI_COMM_WORLD, err);
-    }
-    static const char *const names[] = {"complete", "interrupted", "diverged"};
-    int cerr = ntk_output_close(&st.out, err ? "failed" : names[st.outcome]);
-    if (!err) err = ntk_err_sync(MPI_COMM_WORLD, cerr);
-  }
-  if (err) {
-    ntk_log_error_line(ntk_err_message());
-    if (getenv("NTK_DEBUG")) ntk_err_print_trace();
-  } else if (!o.dry_run) {
-    ntk_timer_report(MPI_COMM_WORLD);
-    if (mem.max > 0) ntk_memory_print_usage(&st.mem, &mem);
-    ntk_log_raw("\nwrote %s%s\n", o.cfg.output.path,
-                st.outcome == NTK_TRAIN_INTERRUPTED ? " (interrupted)"
-                : st.outcome == NTK_TRAIN_DIVERGED  ? " (diverged)" : "");
-  }
-  int status = ntk_err_exit_status(err);
-  if (!err && st.outcome == NTK_TRAIN_INTERRUPTED) status = NTK_EXIT_INTERRUPTED;
-  if (!err && st.outcome == NTK_TRAIN_DIVERGED) status = NTK_EXIT_DIVERGED;
-  run_state_free(&st);
-  return status;
+  const ntk_app_option opts[] = {{"--dry-run", 0, &st.dry_run, NULL}, {"--resume", 0, &st.resume, NULL}};
+  const ntk_app_command cmd = {.name = "run", .opts = opts, .nopts = 2, .begin = run_begin,
+                               .check_args = run_check_args, .body = run_body,
+                               .before_close = run_before_close, .report = run_report,
+                               .free_state = run_free};
+  return ntk_app_main(&cmd, &st, argc, argv);
 }

@@ -59,48 +59,29 @@ int ntk_app_write_analytic(const ntk_config *cfg, const ntk_grid *g, const ntk_d
   return err;
 }
 
-static int analytic_main(const ntk_config *cfg, const char *cmdline, ntk_grid *g, ntk_data *D,
-                         ntk_output *out, int *have) {
-  char start[32];
-  ntk_app_utc_now(start, sizeof start);
+static int analytic_body(ntk_app_ctx *ctx) {
+  const ntk_config *cfg = &ctx->cfg;
   NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, ntk_analytic_check(cfg)));
-  NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, ntk_grid_create(MPI_COMM_WORLD, cfg->grid.rows, cfg->grid.cols,
-                                                         cfg->grid.block_size, g)));
-  have[0] = 1;
-  NTK_CHECK(ntk_data_load(cfg, g, D));
-  have[1] = 1;
+  NTK_CHECK(ntk_app_ctx_grid(ctx));
+  NTK_CHECK(ntk_app_ctx_data(ctx));
+  ntk_data *D = &ctx->data;
   ntk_log_info("data: %s (N = %d, d = %d)", D->description, D->n_train, D->d);
-  NTK_CHECK(ntk_output_open(out, g, cfg->output.path, cfg->output.overwrite));
-  NTK_CHECK(ntk_app_write_provenance(out, cfg, g, cmdline, start));
+  NTK_CHECK(ntk_app_ctx_open_output(ctx));
   if (cfg->output.save_data) {
-    NTK_CHECK(ntk_output_write_dmat(out, "/data/x_train", &D->x_train));
-    NTK_CHECK(ntk_output_write_dmat(out, "/data/y_train", &D->y_train));
+    NTK_CHECK(ntk_output_write_dmat(&ctx->out, "/data/x_train", &D->x_train));
+    NTK_CHECK(ntk_output_write_dmat(&ctx->out, "/data/y_train", &D->y_train));
   }
-  NTK_CHECK(ntk_app_write_analytic(cfg, g, &D->x_train, out, NULL, NULL));
-  char end[32];
-  ntk_app_utc_now(end, sizeof end);
-  NTK_CHECK(ntk_output_attr_string(out, "/", "end_utc", end));
+  NTK_CHECK(ntk_app_write_analytic(cfg, &ctx->g, &D->x_train, &ctx->out, NULL, NULL));
   return NTK_OK;
 }
 
+static void analytic_report(ntk_app_ctx *ctx) {
+  ntk_timer_report(MPI_COMM_WORLD);
+  ntk_log_raw("\nwrote %s\n", ctx->cfg.output.path);
+}
+
 int ntk_app_analytic(int argc, char **argv) {
-  static ntk_config cfg;
-  char cmdline[4096];
-  ntk_grid g;
-  ntk_data D;
-  ntk_output out = {.file = -1};
-  int have[2] = {0, 0};
-  ntk_timer_reset();
-  int err = ntk_err_sync(MPI_COMM_WORLD, ntk_app_parse_config("analytic", argc, argv, NULL, 0, &cfg,
-                                                              cmdline, sizeof cmdline));
-  ntk_log_init(MPI_COMM_WORLD, err ? 1 : cfg.verbosity);
-  if (!err) err = analytic_main(&cfg, cmdline, &g, &D, &out, have);
-  int status = ntk_app_finish(err, &out);
-  if (!status) {
-    ntk_timer_report(MPI_COMM_WORLD);
-    ntk_log_raw("\nwrote %s\n", cfg.output.path);
-  }
-  if (have[1]) ntk_data_free(&D);
-  if (have[0]) ntk_grid_free(&g);
-  return status;
+  static const ntk_app_command cmd = {.name = "analytic", .body = analytic_body,
+                                      .report = analytic_report};
+  return ntk_app_main(&cmd, NULL, argc, argv);
 }

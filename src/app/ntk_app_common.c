@@ -8,6 +8,7 @@
 #include "ntk_app.h"
 #include "ntk_error.h"
 #include "ntk_log.h"
+#include "ntk_timer.h"
 
 static const ntk_app_option *find_option(const ntk_app_option *opts, int nopts, const char *arg,
                                          const char **inline_value) {
@@ -104,17 +105,80 @@ int ntk_app_agree(int err) {
   return ntk_err_sync(MPI_COMM_WORLD, err);
 }
 
-int ntk_app_finish(int err, ntk_output *out) {
-  err = ntk_app_agree(err);
-  if (out && out->file >= 0) {
-    int cerr = ntk_output_close(out, err ? "failed" : "complete");
-    if (!err) err = ntk_err_sync(MPI_COMM_WORLD, cerr);
+int ntk_app_ctx_grid(ntk_app_ctx *ctx) {
+  const ntk_config *cfg = &ctx->cfg;
+  NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, ntk_grid_create(MPI_COMM_WORLD, cfg->grid.rows, cfg->grid.cols,
+                                                         cfg->grid.block_size, &ctx->g)));
+  ctx->have_grid = 1;
+  return NTK_OK;
+}
+
+int ntk_app_ctx_data(ntk_app_ctx *ctx) {
+  NTK_CHECK(ntk_data_load(&ctx->cfg, &ctx->g, &ctx->data));
+  ctx->have_data = 1;
+  return NTK_OK;
+}
+
+int ntk_app_ctx_open_output(ntk_app_ctx *ctx) {
+  const ntk_config *cfg = &ctx->cfg;
+  NTK_CHECK(ntk_output_open(&ctx->out, &ctx->g, cfg->output.path, cfg->output.overwrite));
+  NTK_CHECK(ntk_app_write_provenance(&ctx->out, cfg, &ctx->g, ctx->cmdline, ctx->start_utc));
+  return NTK_OK;
+}
+
+/* The end of a command: the last attributes and the close, agreed on every rank. */
+static int close_output(ntk_app_ctx *ctx, int err) {
+  if (ctx->out.file < 0) return err;
+  if (!err) {
+    char end[32];
+    if (ctx->cmd->before_close) err = ctx->cmd->before_close(ctx);
+    ntk_app_utc_now(end, sizeof end);
+    if (!err) err = ntk_output_attr_string(&ctx->out, "/", "end_utc", end);
+    err = ntk_err_sync(MPI_COMM_WORLD, err);
   }
+  int cerr = ntk_output_close(&ctx->out, err ? "failed" : ctx->status);
+  if (!err) err = ntk_err_sync(MPI_COMM_WORLD, cerr);
+  return err;
+}
+
+/* The parse, then the command's own option checks: one outcome for every rank. */
+static int parse_args(ntk_app_ctx *ctx, int argc, char **argv) {
+  const ntk_app_command *c = ctx->cmd;
+  NTK_CHECK(ntk_app_parse_config(c->name, argc, argv, c->opts, c->nopts, &ctx->cfg, ctx->cmdline,
+                                 sizeof ctx->cmdline));
+  if (c->check_args) NTK_CHECK(c->check_args(ctx));
+  return NTK_OK;
+}
+
+int ntk_app_main(const ntk_app_command *cmd, void *state, int argc, char **argv) {
+  static ntk_app_ctx ctx; /* static: the configuration alone is several kilobytes */
+  memset(&ctx, 0, sizeof ctx);
+  ctx.cmd = cmd;
+  ctx.state = state;
+  ctx.out.file = -1;
+  ctx.status = "complete";
+  ntk_timer_reset();
+  if (cmd->begin) cmd->begin(&ctx);
+  ntk_config_defaults(&ctx.cfg);
+  /* every rank reads the same file and arguments: the outcome is the same everywhere */
+  int err = ntk_err_sync(MPI_COMM_WORLD, parse_args(&ctx, argc, argv));
+  ntk_log_init(MPI_COMM_WORLD, err ? 1 : ctx.cfg.verbosity);
+  if (!err) {
+    ntk_app_utc_now(ctx.start_utc, sizeof ctx.start_utc);
+    err = cmd->body(&ctx);
+  }
+  err = close_output(&ctx, ntk_app_agree(err));
   if (err) {
     ntk_log_error_line(ntk_err_message());
     if (getenv("NTK_DEBUG")) ntk_err_print_trace();
+  } else if (cmd->report) {
+    cmd->report(&ctx);
   }
-  return ntk_err_exit_status(err);
+  int status = err ? ntk_err_exit_status(err) : ctx.exit_status;
+  if (cmd->free_state) cmd->free_state(&ctx);
+  if (ctx.have_data) ntk_data_free(&ctx.data);
+  if (ctx.have_grid) ntk_grid_free(&ctx.g);
+  return status;
 }
 
 char *openblas_get_config(void);

@@ -91,11 +91,19 @@ static void fit_slope(sweep_result *r) {
   r->ci_high = r->slope + t * se;
 }
 
-static int sweep_main(ntk_config *cfg, const char *cmdline, const char *widths_text,
-                      const char *seeds_text, const char *topk_text, ntk_grid *g, ntk_data *D,
-                      ntk_output *out, sweep_result *r, int *have) {
-  char start[32];
-  ntk_app_utc_now(start, sizeof start);
+typedef struct {
+  const char *widths, *seeds, *topk; /* the options as given (NULL = absent) */
+  sweep_result r;
+} sweep_state;
+
+static int sweep_body(ntk_app_ctx *ctx) {
+  sweep_state *st = ctx->state;
+  const ntk_config *cfg = &ctx->cfg;
+  const char *widths_text = st->widths, *seeds_text = st->seeds, *topk_text = st->topk;
+  sweep_result *r = &st->r;
+  ntk_grid *g = &ctx->g;
+  ntk_data *D = &ctx->data;
+  ntk_output *out = &ctx->out;
   if (!widths_text) return ntk_err_set(NTK_ERR_INPUT, "sweep: --widths W1,W2,... is required");
   NTK_CHECK(parse_widths(widths_text, r->widths, &r->W));
   r->S = 4;
@@ -103,11 +111,8 @@ static int sweep_main(ntk_config *cfg, const char *cmdline, const char *widths_t
   if (!cfg->fourier.project)
     return ntk_err_set(NTK_ERR_INPUT, "sweep: fourier.project false ties the width to the features; a width study needs fourier.project true");
   NTK_CHECK(ntk_analytic_check(cfg));
-  NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, ntk_grid_create(MPI_COMM_WORLD, cfg->grid.rows, cfg->grid.cols,
-                                                         cfg->grid.block_size, g)));
-  have[0] = 1;
-  NTK_CHECK(ntk_data_load(cfg, g, D));
-  have[1] = 1;
+  NTK_CHECK(ntk_app_ctx_grid(ctx));
+  NTK_CHECK(ntk_app_ctx_data(ctx));
   const int N = D->n_train;
   r->K = N < 10 ? N : 10;
   if (topk_text) NTK_CHECK(parse_positive("--top-k", topk_text, &r->K));
@@ -119,8 +124,7 @@ static int sweep_main(ntk_config *cfg, const char *cmdline, const char *widths_t
   NTK_ALLOC(r->dist, r->W * r->S, "sweep distances");
   NTK_ALLOC(r->eigerr, r->W * r->S, "sweep eigenvalue errors");
   NTK_ALLOC(r->top, (size_t)r->W * r->S * r->K, "sweep eigenvalues");
-  NTK_CHECK(ntk_output_open(out, g, cfg->output.path, cfg->output.overwrite));
-  NTK_CHECK(ntk_app_write_provenance(out, cfg, g, cmdline, start));
+  NTK_CHECK(ntk_app_ctx_open_output(ctx));
   ntk_log_info("sweep: %d widths x %d seeds, N = %d, top %d eigenvalues, every kernel on all %d ranks",
                r->W, r->S, N, r->K, g->size);
 
@@ -198,9 +202,6 @@ static int sweep_main(ntk_config *cfg, const char *cmdline, const char *widths_t
   NTK_CHECK(ntk_output_attr_double(out, "/sweep", "slope_ci_low", r->ci_low));
   NTK_CHECK(ntk_output_attr_double(out, "/sweep", "slope_ci_high", r->ci_high));
   NTK_CHECK(ntk_output_attr_int(out, "/sweep", "top_k", r->K));
-  char end[32];
-  ntk_app_utc_now(end, sizeof end);
-  NTK_CHECK(ntk_output_attr_string(out, "/", "end_utc", end));
 
   ntk_log_raw("\n%10s %14s %14s %18s\n", "width", "distance", "(std)", "eigenvalue error");
   for (int a = 0; a < r->W; ++a) {
@@ -213,28 +214,21 @@ static int sweep_main(ntk_config *cfg, const char *cmdline, const char *widths_t
   return NTK_OK;
 }
 
+static void sweep_report(ntk_app_ctx *ctx) { ntk_log_raw("wrote %s\n", ctx->cfg.output.path); }
+
+static void sweep_free(ntk_app_ctx *ctx) {
+  sweep_state *st = ctx->state;
+  free(st->r.dist);
+  free(st->r.eigerr);
+  free(st->r.top);
+}
+
 int ntk_app_sweep(int argc, char **argv) {
-  static ntk_config cfg;
-  static sweep_result r;
-  char cmdline[4096];
-  const char *widths = NULL, *seeds = NULL, *topk = NULL;
-  const ntk_app_option opts[] = {{"--widths", 1, NULL, &widths}, {"--seeds", 1, NULL, &seeds},
-                                 {"--top-k", 1, NULL, &topk}};
-  ntk_grid g;
-  ntk_data D;
-  ntk_output out = {.file = -1};
-  int have[2] = {0, 0};
-  ntk_timer_reset();
-  int err = ntk_err_sync(MPI_COMM_WORLD, ntk_app_parse_config("sweep", argc, argv, opts, 3, &cfg,
-                                                              cmdline, sizeof cmdline));
-  ntk_log_init(MPI_COMM_WORLD, err ? 1 : cfg.verbosity);
-  if (!err) err = sweep_main(&cfg, cmdline, widths, seeds, topk, &g, &D, &out, &r, have);
-  int status = ntk_app_finish(err, &out);
-  if (!status) ntk_log_raw("wrote %s\n", cfg.output.path);
-  free(r.dist);
-  free(r.eigerr);
-  free(r.top);
-  if (have[1]) ntk_data_free(&D);
-  if (have[0]) ntk_grid_free(&g);
-  return status;
+  static sweep_state st;
+  memset(&st, 0, sizeof st);
+  const ntk_app_option opts[] = {{"--widths", 1, NULL, &st.widths}, {"--seeds", 1, NULL, &st.seeds},
+                                 {"--top-k", 1, NULL, &st.topk}};
+  const ntk_app_command cmd = {.name = "sweep", .opts = opts, .nopts = 3, .body = sweep_body,
+                               .report = sweep_report, .free_state = sweep_free};
+  return ntk_app_main(&cmd, &st, argc, argv);
 }
