@@ -9,7 +9,7 @@ PKGS=(
   libyaml-dev zlib1g-dev librandom123-dev
   libcmocka-dev
   dataset-fashion-mnist
-  python3-h5py python3-numpy
+  python3-h5py python3-numpy python3-yaml
   libelpa-dev
   slurm-wlm slurmctld slurmd slurm-client
   iproute2 util-linux

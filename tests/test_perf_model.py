@@ -47,6 +47,11 @@ for N, n, L, P in [(96, 48, 2, 1), (96, 48, 2, 2), (80, 40, 3, 4), (96, 48, 2, 4
     with ntkfile.open_file(out) as f:
         t = ntkfile.timing(f)
         grid = ntkfile.attr(f, "process_grid")
+        stored = ntkfile.effective_config(f)
+    # the tools' one reader of the stored configuration: typed values, every section
+    R.check((stored.get("data.n_train"), stored.get("model.width"), stored.get("model.depth"),
+             stored.get("train.steps"), stored.get("output.save_data"), stored.get("output.path"))
+            == (N, n, L, 0, False, out), "stored configuration read back: %r" % stored)
     F = PM.flops(N, n, L)
     for ph in ["forward", "backward", "gram", "hadamard"]:
         R.check(abs(t[ph]["flops"] - F[ph]) <= 1e-12 * F[ph],

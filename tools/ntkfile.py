@@ -1,32 +1,37 @@
-"""Small readers for ntkspec result files shared by the tools in this folder (h5py only)."""
+"""Small readers for ntkspec result files shared by the tools in this folder (Debian's
+python3-h5py and python3-yaml)."""
 import h5py
+import yaml
 
 
 def _text(v):
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def effective_config(f):
-    """The root `config` attribute (the effective YAML ntkspec prints) as {'section.key': str}.
+def parse_config(text):
+    """An effective configuration (YAML text) as {'section.key': value}, values as YAML reads
+    them (int, float, bool, str, list).  The one reader of stored configurations in tools/:
+    the C side has ntk_config_from_text."""
+    doc = yaml.safe_load(text or "") or {}
+    if not isinstance(doc, dict):
+        raise ValueError("the stored configuration is not a mapping of keys")
+    out = {}
 
-    Only the two-level layout ntkspec writes is read, so no YAML library is needed."""
-    out, section = {}, None
-    for line in _text(f.attrs.get("config", "")).splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        body = line.split(" #")[0].rstrip()
-        if not line.startswith(" "):
-            key, _, val = body.partition(":")
-            val = val.strip()
-            if val:
-                out[key.strip()] = val.strip('"')
-                section = None
+    def walk(d, prefix):
+        for k, v in d.items():
+            name = prefix + str(k)
+            if isinstance(v, dict):
+                walk(v, name + ".")
             else:
-                section = key.strip()
-        elif section:
-            key, _, val = body.strip().partition(":")
-            out[section + "." + key.strip()] = val.strip().strip('"')
+                out[name] = v
+    walk(doc, "")
     return out
+
+
+def effective_config(f):
+    """The root `config` attribute of a result file (the effective YAML ntkspec writes) as
+    {'section.key': value} (parse_config)."""
+    return parse_config(_text(f.attrs.get("config", "")))
 
 
 def timing(f):
