@@ -4,3 +4,5 @@
 ntk_add_py_test(train_core test_train.py gradient metrics outputs stability divergence masks sgd)
 ntk_add_py_test(train_restart test_train.py restart kill)
 ntk_add_py_test(train_lazy test_train.py lazy)
+# Signals at random times through a timeout + mpirun wrapper (issue 22): 62 runs and resumes.
+ntk_add_py_test(signals test_signals.py)

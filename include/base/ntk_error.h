@@ -12,6 +12,7 @@
 
 enum {
   NTK_OK = 0,
+  NTK_ERR_INTERRUPTED = 1, /* a signal stopped the run before anything worth keeping: exit 3 */
   NTK_ERR_INPUT = 2,   /* bad command line, config, data: exit status 2 */
   NTK_ERR_RUNTIME = 3, /* library failure, I/O failure, numerical breakdown */
   NTK_ERR_MEMORY = 4,

@@ -79,6 +79,9 @@ int ntk_output_read_dmat(hid_t f, const char *label, const char *name, long long
  * failed close (e.g. the disk filled up) leaves only PATH.partial, not "complete".  Safe to
  * call on an unopened/failed ntk_output (file < 0). */
 int ntk_output_close(ntk_output *o, const char *status);
+/* Collective: close a file this run created and remove its PATH.partial: a run stopped by a
+ * signal before it had anything worth keeping leaves no file (not even a "failed" one). */
+int ntk_output_discard(ntk_output *o);
 
 /* Additions.
  * Notes on the calls above: appends do not flush; the caller calls ntk_output_flush after

@@ -30,6 +30,13 @@ int ntk_checkpoint_write(const ntk_trainer *t, long long step);
  * train.checkpoint (the message names the first key that differs). */
 int ntk_checkpoint_read(ntk_trainer *t, long long *step);
 
+/* Collective, for --resume: *restart = 0 when the checkpoint exists (resume from it);
+ * *restart = 1 when there is none but PATH.partial of the same configuration is there: the
+ * run was stopped (a signal, a kill) before its first checkpoint, and since step 0's
+ * parameters come from the seed, starting again from step 0 continues it exactly.
+ * Otherwise NTK_ERR_INPUT: nothing to resume. */
+int ntk_checkpoint_restart_check(const ntk_trainer *t, int *restart);
+
 /* Not collective: every key (other than the exempt ones above) whose value differs between
  * a stored configuration text (read by ntk_config_from_text; label names it in errors) and
  * `current`, as "KEY: A in the checkpoint, B now; ..." into buf; *differs counts them.

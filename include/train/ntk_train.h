@@ -59,12 +59,6 @@ int ntk_train_schedule(const ntk_config *cfg, long long **steps, int *n);
  * (1/2N) [sum_i (1 - lr w_i / N)^(2t) e_i + rest]. */
 double ntk_train_predict_loss(const ntk_kernel_ref *ref, double lr, int N, long long t);
 
-/* Signals: SIGTERM and SIGUSR1 set a flag (and nothing else); ntk_train_signal_agree is
- * collective and returns 1 on every rank when any rank saw one. */
-void ntk_train_install_signals(void);
-int ntk_train_signal_agree(MPI_Comm comm);
-/* Tests and the loop itself: the raw flag of this rank. */
-int ntk_train_signal_seen(void);
 
 /* Collective, for --resume (the checkpoint read, the output reopened): keep the
  * trajectory rows of steps <= start and drop later ones (a run killed after its last

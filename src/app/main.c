@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ntk_app.h"
+#include "ntk_signal.h"
 
 static void usage(void) {
   printf(
@@ -40,6 +41,8 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+  /* before MPI_Init and before any file exists: no early signal kills a rank */
+  ntk_signal_install();
   MPI_Init(&argc, &argv);
   int rank, status = 2;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

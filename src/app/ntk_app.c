@@ -21,6 +21,7 @@
 #include "ntk_model.h"
 #include "ntk_ntk.h"
 #include "ntk_output.h"
+#include "ntk_signal.h"
 #include "ntk_timer.h"
 #include "ntk_train.h"
 
@@ -113,8 +114,6 @@ static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
   const ntk_config *cfg = &ctx->cfg;
   const int training = cfg->train.steps > 0;
   const char *start = ctx->start_utc;
-  /* early, so that a signal during the setup or the step-0 measurement is not fatal */
-  if (training && !st->dry_run) ntk_train_install_signals();
   ntk_timer_start(NTK_PHASE_SETUP);
   NTK_CHECK(ntk_app_ctx_grid(ctx));
   ntk_grid *g = &ctx->g;
@@ -149,6 +148,7 @@ static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
                                   st->resume, bytes, st->dry_run));
   }
   if (st->dry_run) return NTK_OK;
+  NTK_CHECK(ntk_signal_check(MPI_COMM_WORLD, "the setup"));
   ntk_log_info("ntkspec %s: %d ranks, grid %d x %d, block %d", NTK_VERSION, g->size, g->nprow, g->npcol, g->nb);
 
   ntk_timer_start(NTK_PHASE_DATA);
@@ -164,12 +164,22 @@ static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
                ntk_config_enum_name("model.activation", M->activation), ntk_model_num_params(M));
   NTK_CHECK(ntk_train_init(&st->tr, cfg, g, M, D, &ctx->out));
   st->have_trainer = 1;
+  NTK_CHECK(ntk_signal_check(MPI_COMM_WORLD, "the setup"));
   ntk_output *out = &ctx->out;
   ntk_trainer *tr = &st->tr;
 
   long long first = 0;
   int first_measured = 0;
   st->outcome = NTK_TRAIN_COMPLETE;
+  if (st->resume) {
+    int restart = 0;
+    NTK_CHECK(ntk_checkpoint_restart_check(tr, &restart));
+    if (restart) {
+      ntk_log_info("resume: no checkpoint: the run stopped before its first one; starting again "
+                   "from step 0 (its parameters come from the seed)");
+      st->resume = 0;
+    }
+  }
   if (st->resume) {
     /* the checkpoint is checked before the output is touched: a refused resume leaves the
      * interrupted file as it was */
@@ -199,6 +209,8 @@ static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
     NTK_CHECK(write_data_and_params(out, cfg, D, M));
     ntk_timer_stop(NTK_PHASE_OUTPUT);
     if (cfg->analytic.enabled) NTK_CHECK(run_analytic(ctx, st));
+    /* the last point with nothing measured yet: PATH.partial is removed (ntk_app_main) */
+    NTK_CHECK(ntk_signal_check(MPI_COMM_WORLD, "the setup"));
     ntk_log_info("NTK: %s method, %s network", ntk_config_enum_name("ntk.method", cfg->ntk.method),
                  ntk_config_enum_name("ntk.network", cfg->ntk.network));
     const int K = tr->K;

@@ -8,6 +8,7 @@
 #include "ntk_app.h"
 #include "ntk_error.h"
 #include "ntk_log.h"
+#include "ntk_signal.h"
 #include "ntk_timer.h"
 
 static const ntk_app_option *find_option(const ntk_app_option *opts, int nopts, const char *arg,
@@ -116,6 +117,7 @@ int ntk_app_ctx_grid(ntk_app_ctx *ctx) {
 int ntk_app_ctx_data(ntk_app_ctx *ctx) {
   NTK_CHECK(ntk_data_load(&ctx->cfg, &ctx->g, &ctx->data));
   ctx->have_data = 1;
+  NTK_CHECK(ntk_signal_check(MPI_COMM_WORLD, "the setup"));
   return NTK_OK;
 }
 
@@ -136,7 +138,9 @@ static int close_output(ntk_app_ctx *ctx, int err) {
     if (!err) err = ntk_output_attr_string(&ctx->out, "/", "end_utc", end);
     err = ntk_err_sync(MPI_COMM_WORLD, err);
   }
-  int cerr = ntk_output_close(&ctx->out, err ? "failed" : ctx->status);
+  /* a signal before anything worth keeping (NTK_ERR_INTERRUPTED) leaves no file at all */
+  int cerr = err == NTK_ERR_INTERRUPTED ? ntk_output_discard(&ctx->out)
+                                        : ntk_output_close(&ctx->out, err ? "failed" : ctx->status);
   if (!err) err = ntk_err_sync(MPI_COMM_WORLD, cerr);
   return err;
 }

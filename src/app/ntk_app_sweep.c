@@ -19,6 +19,7 @@
 #include "ntk_eig.h"
 #include "ntk_error.h"
 #include "ntk_log.h"
+#include "ntk_signal.h"
 #include "ntk_model.h"
 #include "ntk_ntk.h"
 #include "ntk_timer.h"
@@ -150,6 +151,8 @@ static int sweep_body(ntk_app_ctx *ctx) {
     }
     const double tnorm = ntk_dmat_norm_fro(&tinf);
     for (int a = 0; a < r->W && !err; ++a) {
+      /* a sweep keeps nothing before its end: a signal between two points stops it */
+      if ((err = ntk_signal_check(MPI_COMM_WORLD, "the sweep"))) break;
       c.model.width = r->widths[a];
       ntk_model M;
       if ((err = ntk_model_init(&c, g, D->d, D->k, &M))) break;

@@ -96,6 +96,7 @@ int ntk_err_exit_status(int code) {
   switch (code) {
     case NTK_OK: return 0;
     case NTK_ERR_INPUT: return 2;
+    case NTK_ERR_INTERRUPTED: return 3;
     default: return 1;
   }
 }

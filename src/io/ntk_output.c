@@ -1011,6 +1011,16 @@ static int close_leaked(hid_t file, const char *partial) {
   return ntk_err_set(NTK_ERR_INTERNAL, "HDF5: %zd object ids left open in %s", n, partial);
 }
 
+int ntk_output_discard(ntk_output *o) {
+  if (!is_open(o)) return NTK_OK;
+  NTK_CHECK(ntk_output_close(o, "failed"));
+  int rc = NTK_OK;
+  if (o->g->rank == 0 && unlink(o->partial) != 0 && errno != ENOENT)
+    rc = ntk_err_set(NTK_ERR_RUNTIME, "output: cannot remove %s (%s)", o->partial, strerror(errno));
+  NTK_CHECK(ntk_err_sync(o->g->comm, rc));
+  return NTK_OK;
+}
+
 int ntk_output_close(ntk_output *o, const char *status) {
   if (!is_open(o)) return NTK_OK;
   if (!status) status = "failed";

@@ -264,6 +264,52 @@ static int read_body(hid_t f, const char *path, ntk_trainer *t, long long *step)
   return NTK_OK;
 }
 
+/* Rank 0: the stored configuration of PATH.partial against the current one. */
+static int partial_matches(const ntk_trainer *t, const char *partial) {
+  char label[NTK_PATH_MAX + 64];
+  snprintf(label, sizeof label, "--resume: %s", partial);
+  NTK_CHECK(ntk_h5check_file(partial, label));
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t f = H5Fopen(partial, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return ntk_err_set(NTK_ERR_INPUT, "--resume: cannot open %s as HDF5", partial);
+  }
+  char *saved = NULL;
+  int rc = attr_string(f, partial, "config", &saved);
+  H5Fclose(f);
+  char diff[2400];
+  int differs = 0;
+  snprintf(label, sizeof label, "%s: config", partial);
+  if (!rc) rc = ntk_checkpoint_config_diff(saved, label, t->cfg, diff, sizeof diff, &differs);
+  if (!rc && differs)
+    rc = ntk_err_set(NTK_ERR_INPUT, "--resume: no checkpoint, and %s was written for another configuration (%s)",
+                     partial, diff);
+  free(saved);
+  return rc;
+}
+
+int ntk_checkpoint_restart_check(const ntk_trainer *t, int *restart) {
+  char path[NTK_PATH_MAX + 16], partial[NTK_PATH_MAX + 16];
+  ntk_checkpoint_path(t->cfg, path, sizeof path);
+  snprintf(partial, sizeof partial, "%s.partial", t->cfg->output.path);
+  int rc = NTK_OK, r = 0;
+  if (t->g->rank == 0 && access(path, F_OK) != 0) {
+    if (access(partial, F_OK) != 0)
+      rc = ntk_err_set(NTK_ERR_INPUT,
+                       "--resume: no checkpoint %s and no %s: nothing was kept, run without --resume "
+                       "(a run writes a checkpoint on SIGTERM/SIGINT/SIGUSR1 or every "
+                       "train.checkpoint_every steps)",
+                       path, partial);
+    else if ((rc = partial_matches(t, partial)) == NTK_OK)
+      r = 1;
+  }
+  NTK_CHECK(ntk_err_share0(t->g->comm, rc));
+  MPI_Bcast(&r, 1, MPI_INT, 0, t->g->comm);
+  *restart = r;
+  return NTK_OK;
+}
+
 int ntk_checkpoint_read(ntk_trainer *t, long long *step) {
   char path[NTK_PATH_MAX + 16];
   ntk_checkpoint_path(t->cfg, path, sizeof path);

@@ -1,7 +1,6 @@
 #include "ntk_train.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +12,7 @@
 #include "ntk_metrics.h"
 #include "ntk_ntk.h"
 #include "ntk_rng.h"
+#include "ntk_signal.h"
 #include "ntk_timer.h"
 
 const char *const ntk_train_trajectory_names[] = {
@@ -42,33 +42,6 @@ const char *const ntk_train_trajectory_names[] = {
     "/trajectory/ntk",
     "/trajectory/eigenvectors",
     NULL};
-
-/* ------------------------------------------------------------------ signals -- */
-
-static volatile sig_atomic_t signal_flag = 0;
-
-static void on_signal(int sig) {
-  (void)sig;
-  signal_flag = 1;
-}
-
-void ntk_train_install_signals(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART; /* MPI and HDF5 calls in progress simply carry on */
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGUSR1, &sa, NULL);
-}
-
-int ntk_train_signal_seen(void) { return signal_flag != 0; }
-
-int ntk_train_signal_agree(MPI_Comm comm) {
-  int mine = signal_flag != 0, any = 0;
-  MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, comm);
-  return any;
-}
 
 /* ----------------------------------------------------------------- schedule -- */
 
@@ -644,8 +617,9 @@ int ntk_train_run(ntk_trainer *t, long long start, int start_measured, ntk_train
     }
     if (s >= T) return NTK_OK;
     /* the step boundary: every rank leaves the loop here or none does */
-    if (ntk_train_signal_agree(t->g->comm)) {
-      ntk_log_info("signal received: writing a checkpoint at step %lld", s);
+    const int sig = ntk_signal_agree(t->g->comm);
+    if (sig) {
+      ntk_log_info("%s received: writing a checkpoint at step %lld", ntk_signal_name(sig), s);
       ntk_timer_start(NTK_PHASE_OUTPUT);
       int err = ntk_checkpoint_write(t, s);
       ntk_timer_stop(NTK_PHASE_OUTPUT);
