@@ -47,6 +47,9 @@ ntk_launcher() {
       # Open MPI's mpirun reads the allocation from SLURM's environment
       ntk_cmd=(mpirun)
       [ -n "$n" ] && ntk_cmd+=(-np "$n")
+      # a SIGTERM (scancel, the time limit) gives the ranks time to reach a step boundary and
+      # checkpoint, not mpirun's default 1 s before it kills them (docs/TRAINING.md)
+      export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-60}
       # shellcheck disable=SC2206
       [ -n "${NTK_MPIRUN_EXTRA:-}" ] && ntk_cmd+=($NTK_MPIRUN_EXTRA) ;;
     *)

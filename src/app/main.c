@@ -31,9 +31,10 @@ static void usage(void) {
       "               (train.checkpoint), appending to output.path\n"
       "  -q, --quiet  no progress lines;  -v, --verbose  debug lines\n"
       "\n"
-      "SIGTERM or SIGUSR1 during training: checkpoint at the next step, status interrupted.\n"
+      "SIGTERM, SIGINT or SIGUSR1: during training, checkpoint at the next step (status\n"
+      "interrupted); during the setup, stop and leave no file (exit status 3 either way).\n"
       "exit status: 0 success, 2 bad input (usage, configuration, data), 1 other failure,\n"
-      "             3 interrupted (checkpoint written: run again with --resume),\n"
+      "             3 interrupted (checkpoint written: run again with --resume; or nothing kept),\n"
       "             4 diverged (NaN/Inf or loss blow-up; everything measured is kept).\n"
       "docs: README.md, docs/CONFIG.md (every key), docs/OUTPUT.md (the file format),\n"
       "      docs/TRAINING.md, docs/ANALYTIC.md.\n",
