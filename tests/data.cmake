@@ -1,7 +1,7 @@
 # rng and data modules
 ntk_test_exe(test_rng test_rng.c)
 add_test(NAME rng COMMAND test_rng)
-set_tests_properties(rng PROPERTIES ENVIRONMENT "${NTK_TEST_ENV}" TIMEOUT 120)
+set_tests_properties(rng PROPERTIES ENVIRONMENT "${NTK_TEST_ENV}" TIMEOUT ${NTK_TIMEOUT_MIN})
 
 # test_data ROWS COLS NB: every source at 1, 2 and 4 ranks and on 1x4 / 4x1 grids; small
 # block sizes so that even 40 rows are spread block-cyclically over all grid rows.

@@ -186,7 +186,7 @@ for i, (name, text, args, np_, words) in enumerate(CASES):
     if text is not None:
         argv.append(H.write_config(tmp, "case%02d.yaml" % i, text))
     argv += args
-    p = H.run(argv, np=np_, timeout=120)
+    p = H.run(argv, np=np_, timeout=300)
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     R.check(p.returncode == 2, "%s: exit status %d (stderr: %s)" % (name, p.returncode, p.stderr.strip()))
     R.check(len(lines) == 1 and lines[0].startswith("ntkspec: error: "),

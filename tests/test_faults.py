@@ -61,10 +61,10 @@ def start_run(cfg, path, np_, extra=()):
                             stdin=subprocess.DEVNULL)
 
 
-def wait_for(proc, pattern, limit=300):
+def wait_for(proc, pattern, limit=600):
     """Progress lines until one matches; returns every 'step N:' reported so far."""
     t0, steps = time.time(), []
-    while time.time() - t0 < limit:
+    while time.time() - t0 < H.limit(limit):
         line = proc.stdout.readline()
         if not line:
             break
@@ -85,7 +85,7 @@ def tmpfs(name, size, ro=False):
     opts = "size=%s,mode=0755%s" % (size, ",ro" if ro else "")
     try:
         p = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "ntkspec-test", mnt],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=H.limit(60))
         why = p.stderr.strip() or "mount status %d" % p.returncode
         ok = p.returncode == 0
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -131,9 +131,11 @@ def rank_alive(k):
         return False
 
 
-def finish(proc, kids, what, limit=120):
-    """Waits for a started run to end by itself; kills it (and checks that) on timeout.
-    Returns its output; checks that no rank process is left."""
+def finish(proc, kids, what, limit=600):
+    """Waits for a started run to end by itself; kills it (and checks that) on timeout (a
+    hang: the run stops at its next write).  Returns its output; checks that no rank
+    process is left."""
+    limit = H.limit(limit)
     try:
         out = proc.communicate(timeout=limit)[0]
         ended = True
@@ -145,7 +147,7 @@ def finish(proc, kids, what, limit=120):
         out = proc.communicate()[0]
     R.check(ended, "%s: the job ended by itself within %d s" % (what, limit))
     t0 = time.time()
-    while any(rank_alive(k) for k in kids) and time.time() - t0 < 30:
+    while any(rank_alive(k) for k in kids) and time.time() - t0 < H.limit(120):
         time.sleep(0.5)
     R.check(kids and not any(rank_alive(k) for k in kids),
             "%s: no rank process left running (%s of %s)" % (what, [k for k in kids if rank_alive(k)], kids))
@@ -179,7 +181,7 @@ grid: {block_size: 32}
         cmd = ["mpirun", "-q", "-np", str(np_), H.NTKSPEC, "run", cfg, "--dry-run",
                "--set", "output.path=" + out] + list(extra)
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=300, env=env, stdin=subprocess.DEVNULL)
+                              timeout=H.limit(600), env=env, stdin=subprocess.DEVNULL)
 
     p = dry(1)
     m = re.search(r"estimated peak\s+([0-9.]+) MiB", p.stdout)
@@ -188,12 +190,11 @@ grid: {block_size: 32}
     if m:
         est1 = float(m.group(1))
         limit = 0.7 * est1
-        t0 = time.time()
         p = H.run(["run", cfg, "--set", "output.path=" + out, "--set", "memory.limit_mb=%.3f" % limit], np=1)
         one_error_line(p, ["memory.limit_mb", "estimated peak", "largest term", "ranks would fit"],
                        "estimate %.1f MiB over a limit of %.1f MiB" % (est1, limit))
         R.check(not os.path.exists(out) and not os.path.exists(out + ".partial"), "no output file")
-        R.check(time.time() - t0 < 60 and "step 0" not in p.stdout, "stopped before computing")
+        R.check("step 0" not in p.stdout and "eigensolve" not in p.stdout, "stopped before computing")
         fit = re.search(r"(\d+) ranks would fit", p.stderr)
         if fit:
             P = int(fit.group(1))
@@ -218,7 +219,7 @@ grid: {block_size: 32}
         env = dict(os.environ, SLURM_MEM_PER_NODE="8")
         p = subprocess.run(["mpirun", "-q", "-np", "2", "-x", "SLURM_MEM_PER_NODE", H.NTKSPEC, "run", cfg,
                             "--set", "output.path=" + out, "--set", "output.overwrite=true"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=H.limit(600), env=env,
                            stdin=subprocess.DEVNULL)
         one_error_line(p, ["SLURM_MEM_PER_NODE 8 MiB / 2 ranks", "largest term"], "SLURM_MEM_PER_NODE=8")
         R.check(not os.path.exists(out + ".partial"), "no partial file")
@@ -261,7 +262,7 @@ def interrupted_run(name):
     proc = start_run(cfg, out, 2)
     ok = wait_for(proc, r"step 30:") is not None
     proc.send_signal(signal.SIGUSR1)
-    proc.communicate(timeout=300)
+    proc.communicate(timeout=H.limit(600))
     R.check(ok and proc.returncode == 3 and os.path.exists(out + ".ckpt"),
             "%s: interrupted with a checkpoint (status %d)" % (name, proc.returncode))
     return cfg, out
@@ -398,7 +399,7 @@ if section("disk"):
     cfg = H.write_config(tmp, "disk.yaml", TRAIN + "output: {save_ntk: true}\n")
     p = subprocess.run(["mpirun", "-q", "-np", "2", H.NTKSPEC, "run", cfg, "--dry-run",
                         "--set", "output.path=" + os.path.join(tmp, "d.h5")],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=H.limit(600),
                        stdin=subprocess.DEVNULL)
     m = re.search(r"# output: about ([0-9.]+) MiB estimated; ([0-9.]+) MiB free in", p.stdout)
     R.check(p.returncode == 0 and m, "--dry-run prints the output estimate: " + p.stdout[-300:])
@@ -419,7 +420,6 @@ if section("disk"):
             R.check("step" not in p.stdout and "eigensolve" not in p.stdout and "data:" not in p.stdout,
                     "too small: refused before loading or computing anything")
             R.check(os.listdir(mnt) == [], "too small: no file (%s)" % os.listdir(mnt))
-            R.check(dt < 20, "too small: refused at once (%.1f s)" % dt)
             print("   %d KiB for an estimated %.2f MiB: refused in %.1f s" % (small_kib, est, dt))
     # (b) room for the estimate, but the disk fills up during the run (a run long enough
     # to be caught in the middle; it stops at the first write after the filling)
@@ -427,7 +427,7 @@ if section("disk"):
                               + "output: {save_ntk: true}\n")
     p = subprocess.run(["mpirun", "-q", "-np", "2", H.NTKSPEC, "run", long_cfg, "--dry-run",
                         "--set", "output.path=" + os.path.join(tmp, "d.h5")],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=H.limit(600),
                        stdin=subprocess.DEVNULL)
     m = re.search(r"# output: about ([0-9.]+) MiB estimated", p.stdout)
     est_long = float(m.group(1)) if m else 16.0
@@ -435,7 +435,7 @@ if section("disk"):
         if mnt:
             out = os.path.join(mnt, "o.h5")
             proc = start_run(long_cfg, out, 2)
-            steps = wait_for(proc, r"step 20:", limit=120)
+            steps = wait_for(proc, r"step 20:")
             R.check(steps is not None, "disk full: the run reached step 20")
             kids = children(proc.pid)
             filled = fill(mnt)
@@ -487,7 +487,7 @@ if section("disk"):
             out = os.path.join(mnt, "c.h5")
             ck = out + ".ckpt"
             proc = start_run(ck_cfg, out, 2)
-            seen = wait_for(proc, r"checkpoint at step 5000:", limit=120)
+            seen = wait_for(proc, r"checkpoint at step 5000:")
             R.check(seen is not None, "checkpoint: the first periodic checkpoint was written")
             kids = children(proc.pid)
             good = open(ck, "rb").read() if os.path.exists(ck) else b""

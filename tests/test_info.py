@@ -30,7 +30,7 @@ tmp = H.tmpdir()
 
 
 def info(args, np_=1):
-    return H.run(["info"] + list(args), np=np_, timeout=120)
+    return H.run(["info"] + list(args), np=np_, timeout=300)
 
 
 def metrics(text):
@@ -152,10 +152,10 @@ def killed_run():
            "--set", "train.measure_every=100", "--set", "model.width=256", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL, start_new_session=True)
-    seen, deadline = 0, time.time() + 240
+    seen, deadline = 0, time.time() + H.limit(900)
     while time.time() < deadline and proc.poll() is None:
         q = subprocess.run([H.NTKSPEC, "info", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, timeout=60, stdin=subprocess.DEVNULL)
+                           text=True, timeout=H.limit(300), stdin=subprocess.DEVNULL)
         m = re.search(r"(\d+) measurements? saved", q.stdout)
         seen = int(m.group(1)) if m else 0
         if seen >= 2:

@@ -15,6 +15,9 @@ import tempfile
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ntkharness as H  # noqa: E402
+
 FAILS = []
 
 
@@ -46,7 +49,7 @@ def run(args, expect_ok=True):
     mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
     exe = os.path.join(os.environ["NTK_BUILD_DIR"], "tests", "test_output")
     cmd = [mpirun, "-np", "2", exe] + args
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=H.limit(600))
     if expect_ok:
         check(p.returncode == 0, f"{' '.join(cmd)} exited {p.returncode}:\n{p.stdout}{p.stderr}")
     return p

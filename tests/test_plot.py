@@ -129,7 +129,7 @@ def write_scaling_csv(path):
 
 def plot(args):
     return subprocess.run(["/usr/bin/python3", TOOL] + list(args), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=300, stdin=subprocess.DEVNULL)
+                          stderr=subprocess.PIPE, text=True, timeout=H.limit(600), stdin=subprocess.DEVNULL)
 
 
 def png_stats(path):

@@ -1,7 +1,8 @@
 """Training dynamics end to end (issue 4): the gradient against a numpy finite-difference
 gradient of MODEL.md's loss; the metrics against numpy on the written kernels; the
 kernel-regime prediction (and its factor with k > 1 outputs); the lazy regime (drift
-shrinks with width, the loss follows the prediction); stability at lr_scale 0.5 and 1.5;
+shrinks with width, the loss follows the prediction; widths 64 and 1024, or 256 and 4096
+with the section lazy_long, which runs only when named); stability at lr_scale 0.5 and 1.5;
 divergence; stochastic-depth masks across rank counts; SGD; the measurement schedule;
 SIGTERM / SIGUSR1 checkpoint and --resume (bit-identical on the same rank count, 1e-10 on
 another); SIGKILL leaves a readable partial file, and --resume from a periodic checkpoint
@@ -80,11 +81,11 @@ def start_run(cfg, path, np_, extra=()):
                             stdin=subprocess.DEVNULL)
 
 
-def wait_for(proc, text, limit=120):
+def wait_for(proc, text, limit=600):
     """Read progress lines until `text` shows up (the run is then past that measurement)."""
     t0 = time.time()
     seen = []
-    while time.time() - t0 < limit:
+    while time.time() - t0 < H.limit(limit):
         line = proc.stdout.readline()
         if not line:
             break
@@ -235,7 +236,15 @@ train: {steps: 100, lr_scale: 0.5, measure: log, measure_points: 6}
     print("   k=3 worst relative error: eta/N %.4f, eta/(kN) %.4f" % (np.max(rel), np.max(rel_alt)))
 
 # ------------------------------------------------------------ lazy regime --
-if section("lazy"):
+# Widths 64 and 1024: the cost of a step grows like width^2, and a factor 16 in width is
+# what the drift and the kernel-regime checks need.  Measured (1000 steps): final drift
+# 0.111 at 64 and 0.0037 at 1024 (the check asks for a factor 3), worst |loss -
+# prediction| / prediction 0.168 at 64 and 0.018 at 1024 (the check asks for 0.05 at the
+# large width; 0.002 up to step 316).  "lazy_long" (only when named; ctest's train_lazy_4096
+# with -DNTK_LONG_TESTS=ON) is the same check at widths 256 and 4096, sixteen times the cost.
+LAZY = [w for name, w in (("lazy", (64, 1024)), ("lazy_long", (256, 4096)))
+        if name in sys.argv[1:] or (name == "lazy" and section("lazy"))]
+for small, big in LAZY:
     TEXT = """seed: 11
 model: {width: WIDTH, depth: 1, activation: tanh}
 fourier: {features: 8}
@@ -243,18 +252,23 @@ data: {source: synthetic_1d, n_train: 16}
 grid: {block_size: 8}
 train: {steps: 1000, lr_scale: 0.5, measure: log, measure_points: 7}
 """
+    if big == 4096:
+        print("-- lazy_long", flush=True)
     drift = {}
-    for w in (256, 4096):
-        _, path = run_cfg("lazy%d" % w, TEXT.replace("WIDTH", str(w)), 2)
+    for w in (small, big):
+        # one rank: the physics does not depend on the rank count (masks, sgd and restart
+        # check that), and a busy machine delays every message of a two-rank run
+        _, path = run_cfg("lazy%d" % w, TEXT.replace("WIDTH", str(w)), 1)
         T = traj(path)
         R.check(T["step"][-1] == 1000, "width %d: reached step 1000" % w)
         drift[w] = T["drift"][-1]
         rel = np.abs(T["train_loss"] - T["predicted_train_loss"]) / T["predicted_train_loss"]
         print("   width %d: final drift %.3e, worst |loss - prediction|/prediction %.4f, loss %.3e -> %.3e"
               % (w, drift[w], np.max(rel), T["train_loss"][0], T["train_loss"][-1]))
-        if w == 4096:
-            R.check(np.max(rel) < 0.05, "width 4096: loss within 5%% of the kernel regime (%.4f)" % np.max(rel))
-    R.check(drift[4096] < drift[256] / 3, "drift at 4096 (%.3e) < drift at 256 (%.3e) / 3" % (drift[4096], drift[256]))
+        if w == big:
+            R.check(np.max(rel) < 0.05, "width %d: loss within 5%% of the kernel regime (%.4f)" % (w, np.max(rel)))
+    R.check(drift[big] < drift[small] / 3, "drift at %d (%.3e) < drift at %d (%.3e) / 3"
+            % (big, drift[big], small, drift[small]))
 
 # -------------------------------------------------------------- stability --
 if section("stability"):
@@ -366,7 +380,7 @@ if section("restart"):
     R.check(len(kids) == 2, "two rank processes (%s)" % kids)
     if kids:
         os.kill(kids[0], signal.SIGTERM)
-    rest = proc.communicate(timeout=300)[0]
+    rest = proc.communicate(timeout=H.limit(600))[0]
     R.check(proc.returncode == 3, "SIGTERM: exit status 3 (%d): %s" % (proc.returncode, rest[-800:]))
     with h5py.File(out, "r") as f:
         st, last = f.attrs["status"], f.attrs["last_step"]
@@ -395,7 +409,7 @@ if section("restart"):
     proc = start_run(cfg, out, 2)
     R.check(wait_for(proc, "step 40:"), "the run reached step 40")
     proc.send_signal(signal.SIGUSR1)
-    proc.communicate(timeout=300)
+    proc.communicate(timeout=H.limit(600))
     R.check(proc.returncode == 3, "SIGUSR1 to mpirun: exit status 3 (%d)" % proc.returncode)
     p = H.run(["run", cfg, "-q", "--resume", "--set", "output.path=" + out], np=4)
     R.check(p.returncode == 0, "resume on 4 ranks: " + p.stderr[-500:])
@@ -422,7 +436,7 @@ if section("kill"):
     for k in children(proc.pid):
         os.kill(k, signal.SIGKILL)
     proc.kill()
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=H.limit(120))
     R.check(os.path.exists(out + ".partial") and not os.path.exists(out), "a killed run leaves only PATH.partial")
     with h5py.File(out + ".partial", "r") as f:
         st = f.attrs["status"]
