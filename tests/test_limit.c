@@ -15,8 +15,8 @@
  * diagonal <= RESOLUTION, i.e. any entry of Theta_inf off by that much fails.  The noise
  * falls like 1 / sqrt(width x seeds) and the cost grows like width^2 x seeds, so ctest's
  * default, 64 seeds at width 1024 (t_crit 5.42), costs a quarter of 64 seeds at width 2048
- * (NTK_LONG_TESTS) for a resolution sqrt(2) times coarser: worst about 0.054 (L = 8, gelu,
- * Fourier features) against 0.038 at width 2048, 0.023-0.033 at L = 1 (docs/ANALYTIC.md).  The
+ * (NTK_LONG_TESTS) for a resolution sqrt(2) times coarser: worst 0.059 (L = 8, gelu,
+ * constant) against about 0.04 at width 2048, 0.022-0.033 at L = 1 (docs/ANALYTIC.md).  The
  * finite-width bias of E[Theta] (O(1/width)) is part of what the test may see; it stays
  * below the noise at both widths.
  *
