@@ -2,5 +2,5 @@
 # (scripts/testcluster.sh) started by the test itself; jobs, a network partition and a
 # node failure.  Exit 77 = skipped (not root, no slurm-wlm, no network namespaces).
 ntk_add_py_test(cluster_jobs test_cluster.py)
-set_tests_properties(cluster_jobs PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900 PROCESSORS 2
-                     LABELS slurm)
+set_tests_properties(cluster_jobs PROPERTIES SKIP_RETURN_CODE 77 PROCESSORS 2 LABELS slurm)
+ntk_test_cost(cluster_jobs 180)

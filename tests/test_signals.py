@@ -105,7 +105,7 @@ for i, (route, sig) in enumerate(plan):
         pids = ranks_of(out)
         if pids:
             os.kill(pids[0], sig)
-    err = proc.communicate(timeout=600)[1]
+    err = proc.communicate(timeout=H.limit(600))[1]
     what = "trial %d (%s to the %s at %.2f s)" % (i, signal.Signals(sig).name, route, delay)
     # nothing may still run once the command has returned
     deadline = time.time() + 10.0
