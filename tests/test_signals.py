@@ -5,7 +5,7 @@ batch script does, and the wrapper gets SIGTERM at a time drawn uniformly over t
 run (start-up included), 50 times; then a few SIGINTs through the wrapper, SIGUSR1s to
 mpirun (which forwards them) and SIGTERMs to one rank.  After each:
   - no rank of the run may still be alive once the wrapper has returned (a few seconds'
-    grace for the kernel to reap it): nothing writes after the command is over;
+    grace for a loaded machine to schedule its exit): nothing writes after the command is over;
   - either the run had finished (PATH complete), or `--resume` completes it, or there was
     nothing to keep (no PATH, PATH.partial or checkpoint) and `--resume` refuses with rc 2
     and one line;
@@ -108,7 +108,7 @@ for i, (route, sig) in enumerate(plan):
     err = proc.communicate(timeout=H.limit(600))[1]
     what = "trial %d (%s to the %s at %.2f s)" % (i, signal.Signals(sig).name, route, delay)
     # nothing may still run once the command has returned
-    deadline = time.time() + 10.0
+    deadline = time.time() + 30.0  # PDEATHSIG acts at once; 30 s only absorbs a loaded machine
     while ranks_of(out) and time.time() < deadline:
         time.sleep(0.05)
     R.check(not ranks_of(out), what + ": no rank alive after the command returned")
