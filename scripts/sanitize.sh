@@ -4,7 +4,8 @@
 # runs the whole ctest suite there, MPI tests included, except the statistical tests whose
 # code paths others cover under the sanitizers at a smaller size: limit_* (64 seeds of the
 # model, the structured NTK and the analytic kernel: ntk_*, analytic_*, dual) and
-# train_lazy* (1000 GD steps: train_core); and memory, which compares the measured peak
+# train_lazy* (1000 GD steps: train_core); cluster_jobs (the job scripts across namespace
+# hosts: the same C paths as the one-host tests); and memory, which compares the measured peak
 # resident set with the estimate: under ASan the resident set is the sanitizer's (shadow
 # memory, redzones, the quarantine of freed blocks), not ntkspec's.  docs/HARDENING.md
 # lists what each left-out test would add.  Fails on any test failure and on any sanitizer
@@ -35,7 +36,9 @@ export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$LOGS/ubsan"
 
 status=0
-(cd "$BUILD" && ctest --output-on-failure -j 2 -E '^(limit_.*|train_lazy.*|memory)$' "$@") || status=$?
+# signals: its paths need no 50 trials under ASan (docs/HARDENING.md)
+export NTK_SIGNAL_TRIALS=${NTK_SIGNAL_TRIALS:-8}
+(cd "$BUILD" && ctest --output-on-failure -j 2 -E '^(limit_.*|train_lazy.*|memory|cluster_jobs)$' "$@") || status=$?
 # A log holding nothing but allocator_may_return_null's notes ("failed to allocate N
 # bytes": malloc returned NULL, as natively) is no finding; any other line is.
 nulls=0
