@@ -88,7 +88,7 @@ CASES = [
     ("unknown option", GOOD, ["--fast"], 1, "--fast"),
     ("--set without value", GOOD, ["--set"], 1, "--set"),
     ("--set unknown key", GOOD, ["--set", "model.widht=3"], 2, "did you mean"),
-    ("--set bad value", GOOD, ["--set", "grid.block_size=0"], 2, "grid.block_size"),
+    ("--set bad value", GOOD, ["--set", "grid.block_size=-1"], 2, "grid.block_size"),
     ("grid does not match ranks", GOOD + "", ["--set", "grid.rows=3", "--set", "grid.cols=1"], 2, "grid"),
     ("more ranks than rows allow", GOOD.replace("n_train: 40", "n_train: 10"),
      ["--set", "grid.rows=4", "--set", "grid.cols=1"], 4, "row block"),

@@ -194,7 +194,7 @@ static void test_defaults(void **state) {
   assert_string_equal(c.eigensolver.type, "auto");
   assert_int_equal(c.grid.rows, 0);
   assert_int_equal(c.grid.cols, 0);
-  assert_int_equal(c.grid.block_size, 64);
+  assert_int_equal(c.grid.block_size, 0); /* automatic */
   assert_string_equal(c.output.path, "ntkspec.h5");
   assert_int_equal(c.output.overwrite, 0);
   assert_int_equal(c.analytic.enabled, 0);

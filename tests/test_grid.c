@@ -65,6 +65,77 @@ static void test_choose(void **state) {
   }
 }
 
+/* ntk_grid_layout (grid.block_size 0 = automatic, grid.rows/cols 0 = automatic). */
+static void layout(int size, int rows, int cols, int nb_in, int64_t m, int64_t n, int want_rc,
+                   int want_pr, int want_pc, int want_nb) {
+  int pr = -1, pc = -1, nb = -1;
+  ntk_err_clear();
+  int rc = ntk_grid_layout(size, rows, cols, nb_in, m, n, &pr, &pc, &nb);
+  ntk_err_clear();
+  if (rc != want_rc)
+    fail_msg("layout(%d ranks, %dx%d, nb %d, %lld x %lld): rc %d, want %d", size, rows, cols,
+             nb_in, (long long)m, (long long)n, rc, want_rc);
+  if (rc) return;
+  if (pr != want_pr || pc != want_pc || nb != want_nb)
+    fail_msg("layout(%d ranks, %dx%d, nb %d, %lld x %lld): %dx%d nb %d, want %dx%d nb %d", size,
+             rows, cols, nb_in, (long long)m, (long long)n, pr, pc, nb, want_pr, want_pc, want_nb);
+}
+
+static void test_layout(void **state) {
+  (void)state;
+  /* problems that fill the grid keep 64 */
+  layout(1, 0, 0, 0, 24, 32, NTK_OK, 1, 1, 64);
+  layout(4, 0, 0, 0, 4096, 512, NTK_OK, 2, 2, 64);
+  layout(2, 0, 0, 0, 128, 512, NTK_OK, 2, 1, 64);
+  /* the 24-sample config: the largest block that gives every process row one */
+  layout(2, 0, 0, 0, 24, 32, NTK_OK, 2, 1, 12);
+  layout(4, 0, 0, 0, 24, 32, NTK_OK, 2, 2, 12);
+  layout(4, 0, 0, 0, 24, 16, NTK_OK, 2, 2, 8);
+  layout(3, 0, 0, 0, 5, 8, NTK_OK, 3, 1, 2);
+  layout(4, 0, 0, 0, 5, 8, NTK_OK, 2, 2, 3);
+  /* fewer samples than the chosen shape's rows: another shape */
+  layout(4, 0, 0, 0, 1, 8, NTK_OK, 1, 4, 1);
+  layout(6, 0, 0, 0, 2, 100, NTK_OK, 2, 3, 1);
+  /* a block size given with no grid: kept, the shape chosen around it */
+  layout(2, 0, 0, 8, 24, 32, NTK_OK, 2, 1, 8);
+  layout(4, 0, 0, 16, 16, 64, NTK_OK, 1, 4, 16);
+  /* a grid given with no block size: the block is chosen */
+  layout(4, 4, 1, 0, 10, 8, NTK_OK, 4, 1, 3);
+  layout(4, 0, 2, 0, 24, 32, NTK_OK, 2, 2, 12);
+  /* refusals: what the user fixed cannot give every process a block */
+  layout(2, 2, 1, 64, 24, 32, NTK_ERR_INPUT, 0, 0, 0);
+  layout(4, 4, 1, 0, 3, 8, NTK_ERR_INPUT, 0, 0, 0);
+  layout(4, 0, 0, 64, 24, 32, NTK_ERR_INPUT, 0, 0, 0);
+  layout(4, 0, 0, 0, 1, 1, NTK_ERR_INPUT, 0, 0, 0);
+  layout(4, 3, 0, 0, 100, 100, NTK_ERR_INPUT, 0, 0, 0);
+  layout(2, 0, 0, -1, 100, 100, NTK_ERR_INPUT, 0, 0, 0);
+  /* widths near 2^31: block counts stay positive (64-bit), the layout is the usual one */
+  layout(4, 0, 0, 0, 4096, 2147483647, NTK_OK, 2, 2, 64);
+  layout(4, 0, 0, 2147483647, 4096, 2147483647, NTK_ERR_INPUT, 0, 0, 0);
+  /* the message of a fixed layout names the dimension without a block */
+  int pr, pc, nb;
+  ntk_err_clear();
+  assert_int_equal(ntk_grid_layout(2, 2, 1, 64, 24, 32, &pr, &pc, &nb), NTK_ERR_INPUT);
+  assert_non_null(strstr(ntk_err_message(), "24 samples in blocks of 64 give 1 row block(s) for 2 process rows"));
+  ntk_err_clear();
+  /* every layout chosen gives every process row and column a block, for many shapes */
+  for (int size = 1; size <= 12; ++size)
+    for (int64_t m = 1; m <= 40; m += 3)
+      for (int64_t n = 1; n <= 40; n += 5) {
+        ntk_err_clear();
+        if (ntk_grid_layout(size, 0, 0, 0, m, n, &pr, &pc, &nb) != NTK_OK) {
+          /* only when no shape has at most m rows and n columns */
+          for (int r = 1; r <= size; ++r)
+            if (size % r == 0) assert_true(m < r || n < size / r);
+          continue;
+        }
+        assert_int_equal(pr * pc, size);
+        assert_true(nb >= 1 && nb <= NTK_GRID_BLOCK_DEFAULT);
+        assert_true((m + nb - 1) / nb >= pr && (n + nb - 1) / nb >= pc);
+      }
+  ntk_err_clear();
+}
+
 static void test_create(void **state) {
   (void)state;
   ntk_grid g;
@@ -545,6 +616,7 @@ static void test_norms_trace(void **state) {
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_choose),
+      cmocka_unit_test(test_layout),
       cmocka_unit_test(test_create),
       cmocka_unit_test(test_create_errors),
       cmocka_unit_test(test_indices),

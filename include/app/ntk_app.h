@@ -30,6 +30,8 @@ typedef struct {
  * collective; every rank gets the same outcome. */
 int ntk_app_parse_config(const char *command, int argc, char **argv, const ntk_app_option *opts,
                          int nopts, ntk_config *cfg, char *cmdline, size_t cmdline_len);
+/* Collective: the data's shape {N, n_test, d, k}, read by rank 0 for every rank. */
+int ntk_app_data_shape(const ntk_config *cfg, int shape[4]);
 /* "2026-11-28T12:00:00Z" */
 void ntk_app_utc_now(char *buf, size_t len);
 /* Collective: a rank whose error no other rank knows (it may have failed while the others
@@ -72,9 +74,10 @@ struct ntk_app_ctx {
 
 /* Collective: the whole life of a command; returns the process exit status. */
 int ntk_app_main(const ntk_app_command *cmd, void *state, int argc, char **argv);
-/* Collective steps a body takes: the BLACS grid of grid.* (agreed), the data, and the
- * output file created with the provenance attributes. */
-int ntk_app_ctx_grid(ntk_app_ctx *ctx);
+/* Collective steps a body takes: the BLACS grid of grid.* (agreed; rows of `samples`,
+ * columns of `neurons`, what grid.* leaves at 0 chosen by ntk_grid_layout), the data, and
+ * the output file created with the provenance attributes. */
+int ntk_app_ctx_grid(ntk_app_ctx *ctx, int samples, int neurons);
 int ntk_app_ctx_data(ntk_app_ctx *ctx);
 int ntk_app_ctx_open_output(ntk_app_ctx *ctx);
 

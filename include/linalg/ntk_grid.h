@@ -9,6 +9,11 @@
 #define NTK_GRID_H
 #include <mpi.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* The block size grid.block_size 0 (automatic) gives whenever every process row and column
+ * gets a block with it: the problems that fill a grid keep it. */
+#define NTK_GRID_BLOCK_DEFAULT 64
 
 typedef struct {
   MPI_Comm comm;       /* all ranks of the grid (MPI_COMM_WORLD) */
@@ -33,6 +38,22 @@ typedef struct {
 void ntk_grid_choose(int size, int *nprow, int *npcol);
 /* Collective. rows/cols 0 = choose. Errors (NTK_ERR_INPUT) if rows*cols != size. */
 int ntk_grid_create(MPI_Comm comm, int rows, int cols, int block_size, ntk_grid *g);
+/* The layout of `size` ranks for matrices whose rows are m samples and whose columns are n
+ * neurons, from grid.rows, grid.cols and grid.block_size (0 = choose each), such that every
+ * process row holds a block of the m rows and every process column one of the n columns:
+ *  - block size 0: NTK_GRID_BLOCK_DEFAULT when it does it, else the even split of the
+ *    smaller dimension (ceil(m / rows) or ceil(n / cols)) or the largest below it that does;
+ *  - rows and cols 0: ntk_grid_choose's shape, or, when no block size makes it work (fewer
+ *    samples than its rows), the most square shape that works.
+ * What the user fixed is kept: NTK_ERR_INPUT when it leaves a process row or column empty
+ * (a fixed grid with more rows than samples, or a fixed block size and grid).  The
+ * results do not depend on the layout (to rounding; tests/test_run.py compares 1, 2 and 4
+ * ranks): the choice only avoids idle ranks.  Not collective. */
+int ntk_grid_layout(int size, int rows, int cols, int block_size, int64_t m, int64_t n,
+                    int *nprow, int *npcol, int *nb);
+/* Collective: ntk_grid_layout for the ranks of comm, then ntk_grid_create. */
+int ntk_grid_create_for(MPI_Comm comm, int rows, int cols, int block_size, int64_t m, int64_t n,
+                        ntk_grid *g);
 void ntk_grid_free(ntk_grid *g);
 
 int ntk_dmat_create(const ntk_grid *g, int m, int n, ntk_dmat *A); /* zero-filled */

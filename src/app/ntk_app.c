@@ -43,21 +43,8 @@ static int run_check_args(ntk_app_ctx *ctx) {
   return NTK_OK;
 }
 
-/* Shapes and grid checks that need no data: a grid row or column without a single
- * block of samples or neurons is a configuration the user should change. */
-static int check_layout(const ntk_config *cfg, const ntk_grid *g, int N, int d) {
-  const int n = ntk_config_width(cfg, d);
-  int row_blocks = (N + g->nb - 1) / g->nb, col_blocks = (n + g->nb - 1) / g->nb;
-  if (row_blocks < g->nprow)
-    return ntk_err_set(NTK_ERR_INPUT,
-                       "%d samples in blocks of %d give %d row block(s) for %d process rows: "
-                       "use fewer ranks, grid.rows <= %d, or a smaller grid.block_size",
-                       N, g->nb, row_blocks, g->nprow, row_blocks);
-  if (col_blocks < g->npcol)
-    return ntk_err_set(NTK_ERR_INPUT,
-                       "width %d in blocks of %d gives %d column block(s) for %d process "
-                       "columns: use fewer ranks, grid.cols <= %d, or a smaller grid.block_size",
-                       n, g->nb, col_blocks, g->npcol, col_blocks);
+/* Shape checks that need no data (the grid's are ntk_grid_layout's). */
+static int check_layout(const ntk_config *cfg, int N) {
   int K = cfg->ntk.top_k;
   if (K > N) return ntk_err_set(NTK_ERR_INPUT, "ntk.top_k: %d exceeds the %d training samples", K, N);
   if (!ntk_eig_find(cfg->eigensolver.type))
@@ -115,17 +102,13 @@ static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
   const int training = cfg->train.steps > 0;
   const char *start = ctx->start_utc;
   ntk_timer_start(NTK_PHASE_SETUP);
-  NTK_CHECK(ntk_app_ctx_grid(ctx));
-  ntk_grid *g = &ctx->g;
-  /* rank 0 reads the data's shape for everybody: one metadata read (and one checker
-   * process, ntk_h5check) per job, not one per rank */
-  int shape[4] = {0, 0, 0, 0}, world_rank, rc = NTK_OK;
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  if (world_rank == 0) rc = ntk_data_shape(cfg, &shape[0], &shape[1], &shape[2], &shape[3]);
-  NTK_CHECK(ntk_err_share0(MPI_COMM_WORLD, rc));
-  MPI_Bcast(shape, 4, MPI_INT, 0, MPI_COMM_WORLD);
+  int shape[4];
+  NTK_CHECK(ntk_app_data_shape(cfg, shape));
   const int N = shape[0], n_test = shape[1], d = shape[2], k = shape[3];
-  NTK_CHECK_ALL(check_layout(cfg, g, N, d));
+  /* the layout gives every process row samples and every process column neurons */
+  NTK_CHECK(ntk_app_ctx_grid(ctx, N, ntk_config_width(cfg, d)));
+  ntk_grid *g = &ctx->g;
+  NTK_CHECK_ALL(check_layout(cfg, N));
   ntk_timer_stop(NTK_PHASE_SETUP);
   if (st->dry_run) {
     char *yaml = ntk_config_to_yaml(cfg);

@@ -62,7 +62,10 @@ int ntk_app_write_analytic(const ntk_config *cfg, const ntk_grid *g, const ntk_d
 static int analytic_body(ntk_app_ctx *ctx) {
   const ntk_config *cfg = &ctx->cfg;
   NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, ntk_analytic_check(cfg)));
-  NTK_CHECK(ntk_app_ctx_grid(ctx));
+  int shape[4];
+  NTK_CHECK(ntk_app_data_shape(cfg, shape));
+  /* the kernels are N x N: samples along both grid dimensions */
+  NTK_CHECK(ntk_app_ctx_grid(ctx, shape[0], shape[0]));
   NTK_CHECK(ntk_app_ctx_data(ctx));
   ntk_data *D = &ctx->data;
   ntk_log_info("data: %s (N = %d, d = %d)", D->description, D->n_train, D->d);

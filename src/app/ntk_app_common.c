@@ -6,6 +6,7 @@
 #include <hdf5.h>
 
 #include "ntk_app.h"
+#include "ntk_data.h"
 #include "ntk_error.h"
 #include "ntk_log.h"
 #include "ntk_signal.h"
@@ -89,6 +90,18 @@ int ntk_app_parse_config(const char *command, int argc, char **argv, const ntk_a
   return NTK_OK;
 }
 
+int ntk_app_data_shape(const ntk_config *cfg, int shape[4]) {
+  /* rank 0 reads the data's shape for everybody: one metadata read (and one checker
+   * process, ntk_h5check) per job, not one per rank */
+  int rank, rc = NTK_OK;
+  shape[0] = shape[1] = shape[2] = shape[3] = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank == 0) rc = ntk_data_shape(cfg, &shape[0], &shape[1], &shape[2], &shape[3]);
+  NTK_CHECK(ntk_err_share0(MPI_COMM_WORLD, rc));
+  MPI_Bcast(shape, 4, MPI_INT, 0, MPI_COMM_WORLD);
+  return NTK_OK;
+}
+
 void ntk_app_utc_now(char *buf, size_t len) {
   time_t t = time(NULL);
   struct tm tm;
@@ -106,10 +119,11 @@ int ntk_app_agree(int err) {
   return ntk_err_sync(MPI_COMM_WORLD, err);
 }
 
-int ntk_app_ctx_grid(ntk_app_ctx *ctx) {
+int ntk_app_ctx_grid(ntk_app_ctx *ctx, int samples, int neurons) {
   const ntk_config *cfg = &ctx->cfg;
-  NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, ntk_grid_create(MPI_COMM_WORLD, cfg->grid.rows, cfg->grid.cols,
-                                                         cfg->grid.block_size, &ctx->g)));
+  /* the same inputs on every rank: the same layout, or the same refusal */
+  NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, ntk_grid_create_for(MPI_COMM_WORLD, cfg->grid.rows, cfg->grid.cols,
+                                                             cfg->grid.block_size, samples, neurons, &ctx->g)));
   ctx->have_grid = 1;
   return NTK_OK;
 }

@@ -112,16 +112,17 @@ static int sweep_body(ntk_app_ctx *ctx) {
   if (!cfg->fourier.project)
     return ntk_err_set(NTK_ERR_INPUT, "sweep: fourier.project false ties the width to the features; a width study needs fourier.project true");
   NTK_CHECK(ntk_analytic_check(cfg));
-  NTK_CHECK(ntk_app_ctx_grid(ctx));
+  int shape[4], narrowest = r->widths[0];
+  for (int a = 1; a < r->W; ++a)
+    if (r->widths[a] < narrowest) narrowest = r->widths[a];
+  NTK_CHECK(ntk_app_data_shape(cfg, shape));
+  /* one grid for every width: the narrowest must give every process column neurons */
+  NTK_CHECK(ntk_app_ctx_grid(ctx, shape[0], narrowest));
   NTK_CHECK(ntk_app_ctx_data(ctx));
   const int N = D->n_train;
   r->K = N < 10 ? N : 10;
   if (topk_text) NTK_CHECK(parse_positive("--top-k", topk_text, &r->K));
   if (r->K > N) return ntk_err_set(NTK_ERR_INPUT, "sweep: --top-k %d exceeds the %d samples", r->K, N);
-  for (int a = 0; a < r->W; ++a)
-    if ((r->widths[a] + g->nb - 1) / g->nb < g->npcol)
-      return ntk_err_set(NTK_ERR_INPUT, "sweep: width %d in blocks of %d leaves process columns empty: use a smaller grid.block_size or fewer grid columns",
-                         r->widths[a], g->nb);
   NTK_ALLOC(r->dist, r->W * r->S, "sweep distances");
   NTK_ALLOC(r->eigerr, r->W * r->S, "sweep eigenvalue errors");
   NTK_ALLOC(r->top, (size_t)r->W * r->S * r->K, "sweep eigenvalues");

@@ -76,8 +76,9 @@ const ntk_config_key ntk_config_keys[] = {
     K_DBL("model.bias_std", model.bias_std, "0.1", 0, DMAX,
           "sigma_b: biases enter the forward pass as sigma_b * b, b ~ N(0,1)"),
 
-    K_INT("fourier.features", fourier.features, "64", 0, IMAX,
-          "number m of Fourier frequencies; 0 = raw inputs, phi(x) = x"),
+    /* dim phi(x) = 2m is a matrix dimension (an int for ScaLAPACK and MPI) */
+    K_INT("fourier.features", fourier.features, "64", 0, (double)(INT_MAX / 2),
+          "number m of Fourier frequencies; 0 = raw inputs, phi(x) = x (dim phi = 2m)"),
     K_DBL("fourier.scale", fourier.scale, "1.0", 0, DMAX,
           "frequency scale s in phi(x) = [sin(2 pi s G x); cos(2 pi s G x)]"),
     K_BOOL("fourier.trainable", fourier.trainable, "false",
@@ -136,8 +137,9 @@ const ntk_config_key ntk_config_keys[] = {
           "process grid rows (split samples); 0 = choose from the rank count"),
     K_INT("grid.cols", grid.cols, "0", 0, IMAX,
           "process grid columns (split neurons); 0 = choose from the rank count"),
-    K_INT("grid.block_size", grid.block_size, "64", 1, IMAX,
-          "block-cyclic block size, both dimensions"),
+    K_INT("grid.block_size", grid.block_size, "0", 0, IMAX,
+          "block-cyclic block size, both dimensions; 0 = choose: 64, or, when that leaves a "
+          "process row or column without a block, the even split of the samples or neurons"),
 
     K_STR("output.path", output.path, "ntkspec.h5", 1, NULL, "HDF5 output file"),
     K_BOOL("output.save_data", output.save_data, "true", "write /data (the inputs and targets)"),

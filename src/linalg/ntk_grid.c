@@ -18,6 +18,114 @@ void ntk_grid_choose(int size, int *nprow, int *npcol) {
   *nprow = size / c;
 }
 
+/* Blocks of nb that m indices make (ceil(m / nb)), without overflow. */
+static int64_t block_count(int64_t m, int nb) { return m / nb + (m % nb != 0); }
+
+static int fits(int64_t m, int64_t n, int pr, int pc, int nb) {
+  return block_count(m, nb) >= pr && block_count(n, nb) >= pc;
+}
+
+/* NTK_GRID_BLOCK_DEFAULT when it gives every process row a block of the m rows and every
+ * process column one of the n columns (the problems that fill the grid keep it); else
+ * the even split, ceil(m / pr) or ceil(n / pc), or the largest block below it that does;
+ * 0 if none does. */
+static int auto_block(int64_t m, int64_t n, int pr, int pc) {
+  if (fits(m, n, pr, pc, NTK_GRID_BLOCK_DEFAULT)) return NTK_GRID_BLOCK_DEFAULT;
+  int64_t even = block_count(m, pr) < block_count(n, pc) ? block_count(m, pr) : block_count(n, pc);
+  for (int nb = even < NTK_GRID_BLOCK_DEFAULT ? (int)even : NTK_GRID_BLOCK_DEFAULT; nb >= 1; --nb)
+    if (fits(m, n, pr, pc, nb)) return nb;
+  return 0;
+}
+
+/* rows/cols with at most one of them 0 (the other given): the full shape, or an error. */
+static int complete_shape(int size, int *rows, int *cols) {
+  if (*rows == 0) {
+    if (*cols < 1 || size % *cols)
+      return ntk_err_set(NTK_ERR_INPUT, "grid.cols: %d does not divide the %d MPI ranks", *cols, size);
+    *rows = size / *cols;
+  } else if (*cols == 0) {
+    if (*rows < 1 || size % *rows)
+      return ntk_err_set(NTK_ERR_INPUT, "grid.rows: %d does not divide the %d MPI ranks", *rows, size);
+    *cols = size / *rows;
+  }
+  /* negative shapes can multiply to the rank count; BLACS would abort on them */
+  if (*rows < 1 || *cols < 1 || (int64_t)*rows * *cols != size)
+    return ntk_err_set(NTK_ERR_INPUT,
+                       "grid.rows x grid.cols = %d x %d does not match the %d MPI ranks", *rows,
+                       *cols, size);
+  return NTK_OK;
+}
+
+/* The refusal of a fixed layout: the first dimension without a block for each process. */
+static int layout_error(int64_t m, int64_t n, int pr, int pc, int nb) {
+  int64_t rb = block_count(m, nb), cb = block_count(n, nb);
+  const char *fix = nb > 1 ? ", or a smaller grid.block_size" : "";
+  if (rb < pr)
+    return ntk_err_set(NTK_ERR_INPUT,
+                       "%lld samples in blocks of %d give %lld row block(s) for %d process rows: "
+                       "use fewer ranks, grid.rows <= %lld%s",
+                       (long long)m, nb, (long long)rb, pr, (long long)rb, fix);
+  return ntk_err_set(NTK_ERR_INPUT,
+                     "width %lld in blocks of %d gives %lld column block(s) for %d process "
+                     "columns: use fewer ranks, grid.cols <= %lld%s",
+                     (long long)n, nb, (long long)cb, pc, (long long)cb, fix);
+}
+
+int ntk_grid_layout(int size, int rows, int cols, int block_size, int64_t m, int64_t n,
+                    int *nprow, int *npcol, int *nb) {
+  if (block_size < 0)
+    return ntk_err_set(NTK_ERR_INPUT, "grid.block_size: must be >= 1 (or 0 = automatic), got %d",
+                       block_size);
+  if (size < 1 || m < 1 || n < 1)
+    return ntk_err_set(NTK_ERR_INTERNAL, "grid layout for %d ranks and %lld x %lld", size,
+                       (long long)m, (long long)n);
+  /* candidate shapes: the one given, else ntk_grid_choose's first and then the others,
+   * most square first (more rows on a tie), for when the first leaves a process row or
+   * column empty */
+  int cand[64][2], nc = 0;
+  if (rows != 0 || cols != 0) {
+    NTK_CHECK(complete_shape(size, &rows, &cols));
+    cand[nc][0] = rows;
+    cand[nc++][1] = cols;
+  } else {
+    ntk_grid_choose(size, &cand[0][0], &cand[0][1]);
+    nc = 1;
+    /* divisors c <= sqrt(size) from the largest down: c columns, then c rows */
+    for (int c = cand[0][1]; c >= 1 && nc < 62; --c) {
+      if (size % c) continue;
+      const int shapes[2][2] = {{size / c, c}, {c, size / c}};
+      for (int t = 0; t < 2; ++t)
+        if (!(shapes[t][0] == cand[0][0] && shapes[t][1] == cand[0][1]) &&
+            !(t == 1 && shapes[1][0] == shapes[0][0])) {
+          cand[nc][0] = shapes[t][0];
+          cand[nc++][1] = shapes[t][1];
+        }
+    }
+  }
+  for (int i = 0; i < nc; ++i) {
+    const int pr = cand[i][0], pc = cand[i][1];
+    const int b = block_size > 0 ? (fits(m, n, pr, pc, block_size) ? block_size : 0)
+                                 : auto_block(m, n, pr, pc);
+    if (b > 0) {
+      *nprow = pr;
+      *npcol = pc;
+      *nb = b;
+      return NTK_OK;
+    }
+  }
+  return layout_error(m, n, cand[0][0], cand[0][1], block_size > 0 ? block_size : 1);
+}
+
+int ntk_grid_create_for(MPI_Comm comm, int rows, int cols, int block_size, int64_t m, int64_t n,
+                        ntk_grid *g) {
+  int size = 1, pr = 0, pc = 0, nb = 0;
+  MPI_Comm_size(comm, &size);
+  memset(g, 0, sizeof *g);
+  NTK_CHECK(ntk_grid_layout(size, rows, cols, block_size, m, n, &pr, &pc, &nb));
+  NTK_CHECK(ntk_grid_create(comm, pr, pc, nb, g));
+  return NTK_OK;
+}
+
 int ntk_grid_create(MPI_Comm comm, int rows, int cols, int block_size, ntk_grid *g) {
   memset(g, 0, sizeof *g);
   g->comm = comm;
@@ -25,24 +133,10 @@ int ntk_grid_create(MPI_Comm comm, int rows, int cols, int block_size, ntk_grid 
   MPI_Comm_size(comm, &g->size);
   if (block_size < 1)
     return ntk_err_set(NTK_ERR_INPUT, "grid.block_size: must be >= 1, got %d", block_size);
-  if (rows == 0 && cols == 0) {
+  if (rows == 0 && cols == 0)
     ntk_grid_choose(g->size, &rows, &cols);
-  } else if (rows == 0) {
-    if (cols < 1 || g->size % cols)
-      return ntk_err_set(NTK_ERR_INPUT, "grid.cols: %d does not divide the %d MPI ranks", cols,
-                         g->size);
-    rows = g->size / cols;
-  } else if (cols == 0) {
-    if (rows < 1 || g->size % rows)
-      return ntk_err_set(NTK_ERR_INPUT, "grid.rows: %d does not divide the %d MPI ranks", rows,
-                         g->size);
-    cols = g->size / rows;
-  }
-  /* negative shapes can multiply to the rank count; BLACS would abort on them */
-  if (rows < 1 || cols < 1 || rows * cols != g->size)
-    return ntk_err_set(NTK_ERR_INPUT,
-                       "grid.rows x grid.cols = %d x %d does not match the %d MPI ranks", rows,
-                       cols, g->size);
+  else
+    NTK_CHECK(complete_shape(g->size, &rows, &cols));
   if (comm != MPI_COMM_WORLD)
     return ntk_err_set(NTK_ERR_INTERNAL, "the BLACS grid must be built on MPI_COMM_WORLD");
   g->nb = block_size;
