@@ -171,6 +171,16 @@ CASES = [
     ("train.checkpoint a mapping", GOOD + "train: {steps: 5, checkpoint: {a: 1}}\n", [], 1,
      "train.checkpoint"),
     ("train section a scalar", GOOD + "train: 5\n", [], 1, "train"),
+    # keys that scale memory, at extremes (issue 22): refused before any compute, in the
+    # estimate's saturating 64-bit sums or by the shape and schedule limits
+    ("train.steps 2^31-1 measured every step", GOOD + "train: {steps: 2147483647, measure: every, "
+     "measure_every: 1}\n", [], 2, "measurement"),
+    ("fourier.features 2^30 (2m beyond an int)", GOOD, ["--set", "fourier.features=1073741824"], 2,
+     "fourier.features"),
+    ("fourier.features 2^30-1 (memory)", GOOD, ["--set", "fourier.features=1073741823"], 2, "memory"),
+    ("width 2^31-1", GOOD.replace("width: 16", "width: 2147483647"), [], 2, "memory"),
+    ("width near 2^31", GOOD.replace("width: 16", "width: 2147483000"), [], 4, "memory"),
+    ("data.n_train 2^31-1", GOOD.replace("n_train: 40", "n_train: 2147483647"), [], 2, "memory"),
     ("--resume without training", GOOD, ["--resume"], 2, "--resume"),
     ("--resume without a checkpoint", GOOD + "train: {steps: 5}\n", ["--resume"], 2, "checkpoint"),
 ]

@@ -300,6 +300,8 @@ static void test_table(void **state) {
     const ntk_eigensolver *s = &ntk_eigensolvers[i];
     assert_ptr_equal(ntk_eig_find(s->name), s);
     assert_non_null(s->solve);
+    /* every back-end declares its memory for the estimate ("auto" is its choice's) */
+    if (i > 0) assert_non_null(s->cost);
     assert_true(s->doc && strlen(s->doc) > 10 && !strchr(s->doc, '\n'));
     for (int j = 0; j < i; ++j) assert_string_not_equal(ntk_eigensolvers[j].name, s->name);
   }

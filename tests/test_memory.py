@@ -91,5 +91,14 @@ for name, np_, shape in CASES:
         R.check(abs(d_base - base) <= 3.0, "%s: baselines %.1f and %.1f MiB" % (name, d_base, base))
         R.check(d_phase == a["estimated_peak_phase"], "%s: peak phase %s vs %s" % (name, d_phase,
                                                                                   a["estimated_peak_phase"]))
+# every measurement's step is held (the schedule): 10^6 steps measured every step hold
+# 1000001 x 8 bytes, printed by the dry run and counted in the peak
+cfg = H.write_config(tmp, "schedule.yaml", BASE.format(width=64, depth=1, n=64, steps=0, solver="auto",
+                                                       vectors="false"))
+p = H.run(["run", cfg, "--dry-run", "--set", "train.steps=1000000", "--set", "output.path=" +
+           os.path.join(tmp, "schedule.h5")], np=1)
+sched = re.search(r"measurement schedule\s+([0-9.]+) MiB", p.stdout)
+R.check(p.returncode == 0 and sched and abs(float(sched.group(1)) - 1000001 * 8 / MIB) <= 0.051,
+        "dry run counts the schedule of 10^6 measurements (7.6 MiB): %s" % (sched.group(0) if sched else p.stdout[-400:]))
 print("   all cases: %.1f s" % (time.time() - t_all))
 sys.exit(R.finish())

@@ -46,6 +46,9 @@ void ntk_data_free(ntk_data *data);
 /* Shape of the data a config asks for, without loading it (for --dry-run and checks):
  * reads only headers of files (and, for Fashion-MNIST, the small label files, to count
  * the examples of the selected classes). Not collective. */
+/* Bytes of the loaded data on process (0, 0) (x, y, train and test), for the memory
+ * estimate; saturating. */
+int64_t ntk_data_memory(const ntk_grid *g, int n_train, int n_test, int d, int k);
 int ntk_data_shape(const ntk_config *cfg, int *n_train, int *n_test, int *d, int *k);
 
 /* IDX files (the MNIST format), gzip-compressed or plain: a 4-byte magic (0, 0, type,

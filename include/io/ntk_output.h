@@ -100,6 +100,9 @@ int ntk_output_truncate(ntk_output *o, const char *name, long long rows);
 /* Bytes of the per-rank staging buffer for dmat writes (default 64 MiB): a larger local
  * block is written in several collective rounds.  Tuning and tests only. */
 void ntk_output_set_write_buffer(size_t bytes);
+/* Bytes of that staging buffer a write of a matrix with `local_bytes` on this rank holds
+ * (the memory estimate's "output write staging"). */
+int64_t ntk_output_stage_bytes(int64_t local_bytes);
 
 /* Disk space and the output folder, checked before any compute (issue 7, docs/HARDENING.md
  * "Faults").  During the run every write first claims its disk blocks (fallocate with

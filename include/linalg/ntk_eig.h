@@ -4,12 +4,28 @@
  * asked for, as an N x K dmat whose column i belongs to eigenvalue i. */
 #ifndef NTK_EIG_H
 #define NTK_EIG_H
+#include <stdint.h>
+
 #include "ntk_grid.h"
+
+/* What one eigensolve holds on top of the copy ntk_eig_solve makes, in local N x N blocks
+ * (measured peaks of the resident set, docs/HARDENING.md): `zfull` the N x N vector matrix
+ * the driver writes, `work_inside` the most held during the library call, `work_after`
+ * what is still held when the K vectors are reordered (`reorders`: the new N x K matrix
+ * and its send and receive buffers), `kept` what the libraries keep after the call for the
+ * rest of the run (BLACS's send buffer after PDSYEVR's redistribution on a non-square
+ * grid).  The memory estimate sums these (ntk_eig_solve_bytes). */
+typedef struct {
+  double zfull, work_inside, work_after, kept;
+  int reorders;
+} ntk_eig_cost;
 
 typedef struct {
   const char *name;
   const char *doc;
   int supports_top_k; /* can compute only the top K without the full spectrum */
+  /* the back-end's memory on grid g, with or without vectors (NULL for "auto") */
+  ntk_eig_cost (*cost)(const ntk_grid *g, int want_vectors);
   /* A: N x N symmetric (lower triangle read, destroyed); w: ascending output of length n_want
    * internally; see ntk_eig.c. */
   int (*solve)(ntk_dmat *A, int top_k, int want_vectors, double *w_desc, ntk_dmat *Z);
@@ -33,6 +49,14 @@ const char *ntk_eig_resolve(const char *name, int N, int top_k, int want_vectors
 /* ELPA 2-stage back-end (src/linalg/ntk_eig_elpa.c), the table row "elpa2"; same contract as an
  * entry's solve. */
 int ntk_eig_solve_elpa2(ntk_dmat *A, int top_k, int want_vectors, double *w_desc, ntk_dmat *Z);
+
+/* The cost of the back-end a configured name runs (ntk_eig_resolve; unknown names cost
+ * as pdsyevr) for an N x N matrix and top_k values. */
+ntk_eig_cost ntk_eig_memory(const char *name, const ntk_grid *g, int N, int top_k, int want_vectors);
+/* Bytes one ntk_eig_solve holds beyond the caller's matrices (B: one local N x N block,
+ * V: the local N x K vectors): the copy, the solver's own matrices and, with vectors, the
+ * reordering buffers (the new vectors are the caller's).  Saturating (ntk_size.h). */
+int64_t ntk_eig_solve_bytes(const ntk_eig_cost *c, int want_vectors, int64_t B, int64_t V);
 
 /* NULL if unknown. */
 const ntk_eigensolver *ntk_eig_find(const char *name);

@@ -117,6 +117,29 @@ int ntk_dmat_panel_columns_ab(const ntk_grid *g, int am, int cn, int K, double p
  * am x K and B bm x K (same: B is A) within panel_mb MiB per rank: the same on every rank;
  * the memory estimate uses it too. */
 int ntk_dmat_panel_columns(const ntk_grid *g, int am, int bm, int K, int same, double panel_mb);
+/* Memory of the gathered products, for the estimate (ntk_memory): the bytes process (0, 0),
+ * the one holding the most, keeps in each of the five panel buffers, which are reused from
+ * one call to the next (only grown) until ntk_dmat_panels_release.  Saturating sizes
+ * (ntk_size.h). */
+typedef struct {
+  int64_t arow, brow, acol, pack, recv;
+} ntk_panel_bytes;
+/* ntk_dmat_gram_lower (same, B is A) or gathered_abt's C := A B^T, A am x K, B bm x K. */
+ntk_panel_bytes ntk_dmat_abt_panel_bytes(const ntk_grid *g, int am, int bm, int K, int same,
+                                         double panel_mb);
+/* ntk_dmat_gemm_ab_gathered: A am x K, C am x cn. */
+ntk_panel_bytes ntk_dmat_ab_panel_bytes(const ntk_grid *g, int am, int cn, int K, double panel_mb);
+/* What two kinds of product alternating hold: the larger of each buffer. */
+ntk_panel_bytes ntk_panel_bytes_max(ntk_panel_bytes a, ntk_panel_bytes b);
+int64_t ntk_panel_bytes_sum(ntk_panel_bytes s);
+/* The whole of ntk_dmat_gemm_abt_gathered (A am x K, B bm x K): its panels and, with fewer
+ * rows in A than in B, the bm x am block of C^T. */
+int64_t ntk_dmat_gemm_abt_gathered_bytes(const ntk_grid *g, int am, int bm, int K,
+                                         double panel_mb);
+/* Local bytes of an m x n matrix on process (0, 0), the largest block; 0 for an empty
+ * shape. */
+int64_t ntk_dmat_max_local_bytes(const ntk_grid *g, int64_t m, int64_t n);
+
 /* The gathered products keep their panel buffers for the next call (same phase, similar
  * shapes); this frees them.  The forward pass and the NTK assembly call it at their end. */
 void ntk_dmat_panels_release(void);

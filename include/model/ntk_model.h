@@ -8,6 +8,8 @@
  * as soon as it exists, so the NTK never stores more than one layer of signals. */
 #ifndef NTK_MODEL_H
 #define NTK_MODEL_H
+#include <stdint.h>
+
 #include "ntk_config.h"
 #include "ntk_grid.h"
 
@@ -84,6 +86,20 @@ void ntk_forward_free(ntk_forward *fwd);
 /* Collective backward pass from seed S (N x k), visiting groups from the output down. */
 int ntk_model_backward(const ntk_model *model, const ntk_dmat *X, const ntk_forward *fwd,
                        const ntk_dmat *S, ntk_visit_fn visit, void *ctx);
+
+/* Memory of the network for the estimate (ntk_memory), in bytes on process (0, 0), the rank
+ * holding the most; saturating (ntk_size.h).  d inputs, k outputs, N samples. */
+typedef struct {
+  int64_t params;  /* G, W0, W^l, V, and the biases every rank holds */
+  int64_t fourier; /* a forward pass's u and phi (N x 2m each) */
+  int64_t states;  /* h^0 .. h^L, z^1 .. z^L (N x n) and f (N x k) */
+  int64_t signals; /* the backward's two N x n signals and its N x k seed; with trainable
+                    * Fourier features their N x p and N x m signals */
+  int64_t forward_panels;          /* the forward's gathered products (h W^T, phi W0^T) */
+  ntk_panel_bytes backward_panels; /* the backward's dF/dh^{l-1} = c gz W^l */
+} ntk_model_bytes;
+void ntk_model_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
+                      ntk_model_bytes *b);
 
 /* Elementwise activation and derivative (shared with the analytic module). */
 double ntk_act(int activation, double x);

@@ -28,4 +28,16 @@ int ntk_ntk_compute_from(const ntk_model *model, const ntk_dmat *X, const ntk_fo
 int ntk_ntk_for_config(const ntk_model *model, const ntk_dmat *X, long long step,
                        const ntk_forward *eval_fwd, ntk_dmat *theta, double *group_trace);
 
+/* Memory of one kernel assembly beyond the network's forward states and signals
+ * (ntk_model_memory), in bytes on process (0, 0); saturating. */
+typedef struct {
+  int64_t scratch;   /* structured: the Gram matrices (G_g, the cached G_a's) */
+  int64_t panels;    /* structured: Gram and backward panels sharing their buffers;
+                      * jacobian: replicated rows of one group, a Jacobian chunk, backward panels */
+  int64_t transpose; /* ntk_dmat_symmetrize_lower's N x N transpose */
+  int64_t average;   /* ntk.network mask_average: the accumulator of one mask's kernel */
+} ntk_ntk_bytes;
+void ntk_ntk_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
+                    const ntk_model_bytes *model, ntk_ntk_bytes *b);
+
 #endif

@@ -52,8 +52,26 @@ int ntk_train_run(ntk_trainer *t, long long start, int start_measured, ntk_train
                   long long *last_step);
 
 /* The measurement steps of a config, ascending, without repeats, always with 0 and
- * train.steps (malloc'd; not collective). */
+ * train.steps (malloc'd; not collective).  NTK_ERR_INPUT, before anything is allocated,
+ * when there would be more than INT_MAX of them. */
 int ntk_train_schedule(const ntk_config *cfg, long long **steps, int *n);
+/* How many measurements the schedule makes, without making it: exact for measure every,
+ * at most train.measure_points + 2 (log) or the list's length + 2 (list), never more than
+ * train.steps + 1 (repeats merge).  Saturating; NTK_ERR_INPUT with a one-line message when
+ * it exceeds INT_MAX (*count is still set). */
+int ntk_train_schedule_count(const ntk_config *cfg, int64_t *count);
+
+/* Memory the trainer holds for the whole run, for the estimate (ntk_memory), in bytes on
+ * process (0, 0); saturating.  N samples, d inputs, k outputs. */
+typedef struct {
+  int64_t kernel;   /* the measured N x N kernel */
+  int64_t vectors;  /* the eigenvectors of the last measurement (N x K), when wanted */
+  int64_t theta0;   /* training: Theta_0, the drift's reference */
+  int64_t grads;    /* training: one gradient buffer per weight shape */
+  int64_t schedule; /* the measurement steps, on every rank */
+} ntk_train_bytes;
+void ntk_train_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
+                      ntk_train_bytes *b);
 
 /* Kernel-regime train loss at step t of GD with learning rate lr on N samples:
  * (1/2N) [sum_i (1 - lr w_i / N)^(2t) e_i + rest]. */

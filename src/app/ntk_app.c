@@ -122,10 +122,8 @@ static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
   NTK_CHECK(ntk_memory_enforce(cfg, g, N, n_test, d, k, st->dry_run, &st->mem));
   {
     /* likewise the output folder: writable and with room for the whole file */
-    long long *sched = NULL;
-    int T = 1;
-    NTK_CHECK_ALL(ntk_train_schedule(cfg, &sched, &T));
-    free(sched);
+    int64_t T = 1;
+    NTK_CHECK_ALL(ntk_train_schedule_count(cfg, &T));
     double bytes = ntk_output_estimate_bytes(cfg, N, n_test, d, k, T);
     NTK_CHECK(ntk_output_precheck(MPI_COMM_WORLD, cfg->output.path, cfg->output.overwrite,
                                   st->resume, bytes, st->dry_run));

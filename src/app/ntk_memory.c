@@ -7,238 +7,113 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ntk_error.h"
+#include "ntk_data.h"
 #include "ntk_eig.h"
+#include "ntk_error.h"
 #include "ntk_log.h"
-#include "ntk_scalapack.h"
+#include "ntk_model.h"
+#include "ntk_ntk.h"
+#include "ntk_size.h"
+#include "ntk_train.h"
 
 #define MIB 1048576.0
 
-/* Local bytes of an m x n matrix on process (0, 0), the one holding the most. */
-static double dm(const ntk_grid *g, double m, double n) {
-  if (m < 1 || n < 1) return 0.0;
-  int mi = (int)m, ni = (int)n, zero = 0;
-  double ml = numroc_(&mi, &g->nb, &zero, &zero, &g->nprow);
-  double nl = numroc_(&ni, &g->nb, &zero, &zero, &g->npcol);
-  return ml * nl * 8.0;
+static void term(ntk_mem_estimate *e, const char *name, int64_t bytes) {
+  if (e->nterms < NTK_MEM_MAX_TERMS) e->terms[e->nterms++] = (ntk_mem_term){name, (double)bytes};
 }
 
-static void term(ntk_mem_estimate *e, const char *name, double bytes) {
-  if (e->nterms < NTK_MEM_MAX_TERMS) e->terms[e->nterms++] = (ntk_mem_term){name, bytes};
-}
-
-static double max2(double a, double b) { return a > b ? a : b; }
-
-/* The gathered products of ntk_grid.c keep their panels in five buffers, reused from one
- * call to the next (only grown) until ntk_dmat_panels_release: what is held while two
- * kinds of product alternate (the Grams and the backward's A B) is the larger of the two
- * in each buffer, not their sum. */
-typedef struct {
-  double arow, brow, acol, pack, recv;
-} panel_slots;
-
-static double slots_sum(panel_slots s) { return s.arow + s.brow + s.acol + s.pack + s.recv; }
-
-static panel_slots slots_max(panel_slots a, panel_slots b) {
-  return (panel_slots){max2(a.arow, b.arow), max2(a.brow, b.brow), max2(a.acol, b.acol),
-                       max2(a.pack, b.pack), max2(a.recv, b.recv)};
-}
-
-/* Bytes process (0, 0) touches in the panels of gathered_abt (C := A B^T, A am x K, B bm x K,
- * C am x bm; same: B is A, as in ntk_dmat_gram_lower): per panel of kb columns (kb within
- * panel_mb, as the code cuts it) the rows of B for my C columns, received and reordered
- * (2 nc kb) and, with more than one grid column, my rows of A and of B gathered (ma kb,
- * mb kb) and the rows of B for my C columns packed (about one grid column's share).  On
- * one rank nothing is gathered (the panels are the matrices themselves). */
-static panel_slots abt_slots(const ntk_grid *g, int am, int bm, int K, int same, double panel_mb) {
-  panel_slots s = {0};
-  if (g->nprow * g->npcol == 1 || K < 1) return s;
-  int zero = 0;
-  double ma = numroc_(&am, &g->nb, &zero, &zero, &g->nprow);
-  double mb = same ? 0.0 : numroc_(&bm, &g->nb, &zero, &zero, &g->nprow);
-  double nc = numroc_(&bm, &g->nb, &zero, &zero, &g->npcol);
-  double kb = 8.0 * ntk_dmat_panel_columns(g, am, bm, K, same, panel_mb);
-  s.acol = s.recv = kb * nc;
-  if (g->npcol > 1) {
-    s.arow = kb * ma;
-    s.brow = kb * mb;
-    s.pack = kb * max2(ma, mb) / g->npcol;
-  }
-  return s;
-}
-
-static double gathered_bytes(const ntk_grid *g, int am, int bm, int K, int same, double panel_mb) {
-  return slots_sum(abt_slots(g, am, bm, K, same, panel_mb));
-}
-
-/* ntk_dmat_gemm_ab_gathered (C := A B, A am x K, C am x cn): my rows of A gathered (more
- * than one grid column), the panel's rows of B for my C columns packed and received (more
- * than one grid row) and reordered (any grid but one rank). */
-static panel_slots ab_slots(const ntk_grid *g, int am, int cn, int K, double panel_mb) {
-  panel_slots s = {0};
-  if (g->nprow * g->npcol == 1 || K < 1) return s;
-  int zero = 0, kb = ntk_dmat_panel_columns_ab(g, am, cn, K, panel_mb);
-  double nc = numroc_(&cn, &g->nb, &zero, &zero, &g->npcol);
-  s.acol = 8.0 * kb * nc;
-  if (g->npcol > 1) s.arow = 8.0 * kb * numroc_(&am, &g->nb, &zero, &zero, &g->nprow);
-  if (g->nprow > 1) {
-    s.recv = 8.0 * kb * nc;
-    s.pack = 8.0 * numroc_(&kb, &g->nb, &zero, &zero, &g->nprow) * nc;
-  }
-  return s;
-}
-
-/* ntk_dmat_gemm_abt_gathered: with fewer rows in A than in B it computes C^T = B A^T into a
- * bm x am block, then transposes it into C. */
-static double abt_bytes(const ntk_grid *g, int am, int bm, int K, double panel_mb) {
-  if (am >= bm) return gathered_bytes(g, am, bm, K, 0, panel_mb);
-  return gathered_bytes(g, bm, am, K, 0, panel_mb) + dm(g, bm, am);
-}
-
-/* What one eigensolve holds on top of the matrix copy ntk_eig_solve makes, in local N x N
- * blocks B (measured peaks of the resident set, docs/HARDENING.md).  `inside` is the most
- * held during the ScaLAPACK/ELPA call; `after` what is still held when the K vectors are
- * reordered (ntk_eig.c's finish: the new N x K matrix and its send and receive buffers,
- * 3 N x K in all, are added to it).  PDSYEVR and PDSYEVD allocate Z as N x N even for the
- * top K; PDSYEVD always computes vectors; ELPA copies its own vectors (no reordering). */
-typedef struct {
-  double zfull, work_inside, work_after;
-  int reorders;
-} solver_cost;
-
-static solver_cost solver_memory(const char *type, int vectors) {
-  if (!type) type = "pdsyevr";
-  if (strcmp(type, "pdsyevd") == 0) return (solver_cost){1.0, 1.65, 1.65, vectors};
-  if (strcmp(type, "pdsyev") == 0)
-    return vectors ? (solver_cost){1.0, 2.8, 1.6, 1} : (solver_cost){0.0, 0.05, 0.05, 0};
-  if (strcmp(type, "elpa2") == 0)
-    return vectors ? (solver_cost){1.0, 1.5, 1.5, 0} : (solver_cost){0.0, 2.9, 0.0, 0};
-  /* pdsyevr */
-  return vectors ? (solver_cost){1.0, 2.2, 2.2, 1} : (solver_cost){0.0, 2.2, 0.0, 0};
-}
-
-/* Bytes held by one eigensolve beyond the caller's matrices: the copy, the solver's own
- * matrices and, with vectors, the reordering buffers (the new vectors are the caller's). */
-static double solve_bytes(const char *type, int vectors, double B, double V) {
-  solver_cost c = solver_memory(type, vectors);
-  double inside = (c.zfull + c.work_inside) * B, after = (c.zfull + c.work_after) * B;
-  if (vectors) after += (c.reorders ? 2.0 : 0.0) * V;
-  return B + max2(inside, after);
-}
-
+/* Every size comes from the module that allocates it (ntk_data_memory, ntk_model_memory,
+ * ntk_ntk_memory, ntk_train_memory, ntk_eig_memory, ntk_output_stage_bytes); this only
+ * says which of them are alive together, in saturating 64-bit sums (ntk_size.h): a key
+ * too large for any machine gives a peak that no limit admits, never a wrapped one. */
 void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_test, int d, int k,
                          double baseline, ntk_mem_estimate *e) {
   *e = (ntk_mem_estimate){0};
-  const int m = cfg->fourier.features, p = ntk_config_input_dim(cfg, d);
-  const int n = ntk_config_width(cfg, d), L = cfg->model.depth;
-  const int K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : N;
   const int training = cfg->train.steps > 0;
   const int vectors = training || cfg->output.save_eigenvectors;
-  /* "auto" runs a solver chosen by the shapes: the estimate is that solver's */
-  const char *solver = ntk_eig_resolve(cfg->eigensolver.type, N, cfg->ntk.top_k, vectors);
-  const char *diff_solver = ntk_eig_resolve(cfg->eigensolver.type, N, 0, 0);
   e->baseline = baseline;
   /* what the libraries add once running: the open HDF5 file (MPI-IO), BLACS and MPI
    * message buffers, OpenBLAS's packing buffers (measured, docs/HARDENING.md) */
   e->runtime = NTK_MEM_RUNTIME_MIB * MIB;
 
-  double data = dm(g, N, d) + dm(g, N, k) + dm(g, n_test, d) + dm(g, n_test, k);
-  double params = (m > 0 ? dm(g, m, d) : 0) + (cfg->fourier.project ? dm(g, n, p) : 0) +
-                  L * dm(g, n, n) + dm(g, k, n) + 8.0 * ((L + 1.0) * n + k);
+  ntk_model_bytes mb;
+  ntk_ntk_bytes nb;
+  ntk_train_bytes tb;
+  ntk_model_memory(cfg, g, N, d, k, &mb);
+  ntk_ntk_memory(cfg, g, N, d, k, &mb, &nb);
+  ntk_train_memory(cfg, g, N, d, k, &tb);
+  const int64_t data = ntk_data_memory(g, N, n_test, d, k);
+  /* "auto" runs a solver chosen by the shapes: the estimate is that solver's; with
+   * training the kernel's distance to Theta_0 is one more solve, values only */
+  const ntk_eig_cost solve = ntk_eig_memory(cfg->eigensolver.type, g, N, cfg->ntk.top_k, vectors);
+  const ntk_eig_cost diff = ntk_eig_memory(cfg->eigensolver.type, g, N, 0, 0);
+  const int64_t B = tb.kernel;
+
   term(e, "data (x, y, train and test)", data);
-  term(e, "parameters", params);
+  term(e, "parameters", mb.params);
   /* The measured kernel lives from the first measurement to the end; with training, so do
-   * Theta_0 (the drift's reference), the eigenvectors of the last measurement (residual
-   * projections) and one gradient buffer per weight shape (n x n, n x p, k x n, m x d). */
-  const double B = dm(g, N, N);
-  double z = vectors ? dm(g, N, K) : 0.0;
-  double theta0 = training ? B : 0.0;
-  double grads = 0.0;
-  if (training)
-    grads = (L > 0 ? dm(g, n, n) : 0) + (cfg->fourier.project ? dm(g, n, p) : 0) + dm(g, k, n) +
-            (m > 0 && cfg->fourier.trainable ? dm(g, m, d) : 0);
+   * Theta_0, the eigenvectors of the last measurement and the gradient buffers. */
   term(e, "NTK", B);
-  term(e, "eigenvectors", z);
-  term(e, "training: Theta_0", theta0);
-  term(e, "training: gradient buffers", grads);
-  /* PDSYEVR on a non-square grid redistributes the matrix (PDSYNTRD -> PDTRMR2D) through
-   * BLACS's send buffer, which BLACS keeps for the rest of the run: about half a block */
-  int uses_mrrr = strcmp(solver, "pdsyevr") == 0 || (training && strcmp(diff_solver, "pdsyevr") == 0);
-  double blacs = uses_mrrr && g->nprow != g->npcol ? 0.5 * B : 0.0;
+  term(e, "eigenvectors", tb.vectors);
+  term(e, "training: Theta_0", tb.theta0);
+  term(e, "training: gradient buffers", tb.grads);
+  term(e, "measurement schedule", tb.schedule);
+  double kept = solve.kept > (training ? diff.kept : 0.0) ? solve.kept : (training ? diff.kept : 0.0);
+  const int64_t blacs = ntk_size_from_double(kept * (double)B);
   term(e, "BLACS buffer kept after PDSYEVR", blacs);
-  e->persistent = data + params + B + z + theta0 + grads + blacs;
+  const int64_t persistent =
+      ntk_size_add(ntk_size_add(ntk_size_add(data, mb.params), ntk_size_add(B, tb.vectors)),
+                   ntk_size_add(ntk_size_add(tb.theta0, tb.grads), ntk_size_add(tb.schedule, blacs)));
 
   /* NTK assembly: the forward states live throughout; the backward signals and the Gram
-   * panels while the groups are visited; ntk_dmat_symmetrize_lower's transpose (one N x N)
-   * at the end, while the Gram scratch is still held */
-  double fourier = m > 0 ? 2 * dm(g, N, 2 * m) : 0.0;
-  double states = (2.0 * L + 1.0) * dm(g, N, n) + dm(g, N, k);
-  double signals = 2.0 * dm(g, N, n) + dm(g, N, k);
-  if (m > 0 && cfg->fourier.trainable) signals += dm(g, N, p) + dm(g, N, m);
-  const int wide = n > p ? n : p;
-  double scratch, panels;
-  /* the backward's dF/dh^{l-1} = c gz W^l (ntk_dmat_gemm_ab_gathered) */
-  const panel_slots bwd_slots = L > 0 ? ab_slots(g, N, n, n, cfg->ntk.chunk_mb) : (panel_slots){0};
-  if (cfg->ntk.method == NTK_METHOD_STRUCTURED) {
-    scratch = (1.0 + (k > 1 ? L + 3.0 : 1.0)) * B;
-    /* Gram panels of the signals and of the layer inputs (ntk_dmat_gram_lower), sharing
-     * their buffers with the backward's products */
-    panels = slots_sum(slots_max(abt_slots(g, N, N, wide, 1, cfg->ntk.chunk_mb), bwd_slots));
-  } else {
-    /* replicated rows of one group's signals and inputs + one Jacobian chunk */
-    double rows = (double)N / g->nprow + g->nb;
-    scratch = 0.0;
-    panels = 2.0 * rows * wide * 8.0 + cfg->ntk.chunk_mb * MIB * 1.2 + slots_sum(bwd_slots);
-  }
-  /* the forward pass's gathered panels (ntk_dmat_gemm_abt_gathered): h W^T of the blocks
-   * and, with the projection, phi W0^T */
-  double fwd = max2(L > 0 ? abt_bytes(g, N, n, n, cfg->ntk.chunk_mb) : 0.0,
-                    cfg->fourier.project ? abt_bytes(g, N, n, p, cfg->ntk.chunk_mb) : 0.0);
-  term(e, "forward gathered panels", fwd);
-  double transpose = B;
-  double average = cfg->ntk.network == NTK_NETWORK_MASK_AVERAGE ? B : 0.0;
-  term(e, "Fourier features", fourier);
-  term(e, "forward states h, z", states);
-  term(e, "backward signals", signals);
-  if (scratch > 0) term(e, "Gram scratch", scratch);
+   * panels while the groups are visited; the symmetrization's transpose at the end, while
+   * the Gram scratch is still held */
+  term(e, "forward gathered panels", mb.forward_panels);
+  term(e, "Fourier features", mb.fourier);
+  term(e, "forward states h, z", mb.states);
+  term(e, "backward signals", mb.signals);
+  if (nb.scratch > 0) term(e, "Gram scratch", nb.scratch);
   term(e, cfg->ntk.method == NTK_METHOD_STRUCTURED ? "Gram and backward panels"
                                                    : "Jacobian chunk, backward panels",
-       panels);
-  term(e, "kernel symmetrization transpose", transpose);
-  if (average > 0) term(e, "mask-average accumulator", average);
-  e->phase_ntk = average + fourier + states + scratch + max2(max2(signals + panels, transpose), fwd);
+       nb.panels);
+  term(e, "kernel symmetrization transpose", nb.transpose);
+  if (nb.average > 0) term(e, "mask-average accumulator", nb.average);
+  const int64_t phase_ntk = ntk_size_add(
+      ntk_size_add(ntk_size_add(nb.average, mb.fourier), ntk_size_add(mb.states, nb.scratch)),
+      ntk_size_max(ntk_size_max(ntk_size_add(mb.signals, nb.panels), nb.transpose), mb.forward_panels));
 
   /* The eigensolve of a measurement: the previous vectors are freed first, the new ones
-   * (the "eigenvectors" term) are made at its end.  With training the kernel's distance
-   * to Theta_0 (ntk_change_norm2) is one more eigensolve, values only, of a difference
-   * copy, while the vectors are held. */
-  solver_cost c = solver_memory(solver, vectors);
-  double copy = B;
-  double zfull = c.zfull * B;
-  double work = max2(c.work_inside, c.work_after) * B;
-  double reorder = vectors && c.reorders ? 2.0 * dm(g, N, K) : 0.0;
-  term(e, "eigensolver matrix copy", copy);
-  term(e, "eigensolver all vectors (N x N)", zfull);
-  term(e, "eigensolver workspace", work);
-  term(e, "eigenvector reordering buffers", reorder);
-  e->phase_eig = solve_bytes(solver, vectors, B, z);
-  double diff = training ? B + solve_bytes(diff_solver, 0, B, 0.0) : 0.0;
-  if (diff > 0) term(e, "training: Theta_t - Theta_0 eigensolve", diff);
-  e->phase_eig = max2(e->phase_eig, diff);
+   * (the "eigenvectors" term) are made at its end. */
+  term(e, "eigensolver matrix copy", B);
+  term(e, "eigensolver all vectors (N x N)", ntk_size_from_double(solve.zfull * (double)B));
+  term(e, "eigensolver workspace",
+       ntk_size_from_double((solve.work_inside > solve.work_after ? solve.work_inside : solve.work_after) * (double)B));
+  term(e, "eigenvector reordering buffers", vectors && solve.reorders ? ntk_size_mul(2, tb.vectors) : 0);
+  int64_t phase_eig = ntk_eig_solve_bytes(&solve, vectors, B, tb.vectors);
+  const int64_t drift = training ? ntk_size_add(B, ntk_eig_solve_bytes(&diff, 0, B, 0)) : 0;
+  if (drift > 0) term(e, "training: Theta_t - Theta_0 eigensolve", drift);
+  phase_eig = ntk_size_max(phase_eig, drift);
   /* a training step: forward states, backward signals and Fourier features again */
-  double phase_train = training ? fourier + states + max2(signals + slots_sum(bwd_slots), fwd) : 0.0;
-  /* writing the kernel or the vectors stages a local block (ntk_output, at most 64 MiB) */
-  double stage = max2(cfg->output.save_ntk ? B : 0.0, cfg->output.save_eigenvectors ? z : 0.0);
-  if (stage > 64.0 * MIB) stage = 64.0 * MIB;
+  const int64_t phase_train =
+      training ? ntk_size_add(ntk_size_add(mb.fourier, mb.states),
+                              ntk_size_max(ntk_size_add(mb.signals, ntk_panel_bytes_sum(mb.backward_panels)),
+                                           mb.forward_panels))
+               : 0;
+  /* writing the kernel or the vectors stages a local block */
+  const int64_t stage = ntk_output_stage_bytes(
+      ntk_size_max(cfg->output.save_ntk ? B : 0, cfg->output.save_eigenvectors ? tb.vectors : 0));
   if (stage > 0) term(e, "output write staging", stage);
 
   const char *names[4] = {"NTK assembly", "eigensolve", "training step", "output"};
-  double phases[4] = {e->phase_ntk, e->phase_eig, phase_train, stage};
+  const int64_t phases[4] = {phase_ntk, phase_eig, phase_train, stage};
   int top = 0;
   for (int i = 1; i < 4; ++i)
     if (phases[i] > phases[top]) top = i;
+  e->persistent = (double)persistent;
+  e->phase_ntk = (double)phase_ntk;
+  e->phase_eig = (double)phase_eig;
   e->peak_phase = names[top];
-  e->peak = e->baseline + e->runtime + e->persistent + phases[top];
+  e->peak = e->baseline + e->runtime + (double)ntk_size_add(persistent, phases[top]);
 }
 
 void ntk_memory_print(const ntk_mem_estimate *e) {

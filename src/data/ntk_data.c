@@ -16,6 +16,7 @@
 #include "ntk_h5check.h"
 #include "ntk_log.h"
 #include "ntk_rng.h"
+#include "ntk_size.h"
 
 #define FMNIST_SIDE 28
 #define FMNIST_CLASSES 10
@@ -958,4 +959,9 @@ int ntk_data_shape(const ntk_config *cfg, int *n_train, int *n_test, int *d, int
     case NTK_DATA_HDF5: NTK_CHECK(shape_hdf5(cfg, n_train, n_test, d, k)); return NTK_OK;
   }
   return ntk_err_set(NTK_ERR_INPUT, "data.source: unknown source %d", cfg->data.source);
+}
+
+int64_t ntk_data_memory(const ntk_grid *g, int n_train, int n_test, int d, int k) {
+  return ntk_size_add(ntk_size_add(ntk_dmat_max_local_bytes(g, n_train, d), ntk_dmat_max_local_bytes(g, n_train, k)),
+                      ntk_size_add(ntk_dmat_max_local_bytes(g, n_test, d), ntk_dmat_max_local_bytes(g, n_test, k)));
 }

@@ -24,6 +24,10 @@ static size_t write_buffer_bytes = (size_t)64 << 20;
 
 void ntk_output_set_write_buffer(size_t bytes) { write_buffer_bytes = bytes; }
 
+int64_t ntk_output_stage_bytes(int64_t local_bytes) {
+  return local_bytes < (int64_t)write_buffer_bytes ? local_bytes : (int64_t)write_buffer_bytes;
+}
+
 /* ---------- HDF5 error conversion ---------- */
 
 static herr_t first_desc(unsigned n, const H5E_error2_t *e, void *data) {

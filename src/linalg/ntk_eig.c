@@ -27,6 +27,7 @@
 
 #include "ntk_error.h"
 #include "ntk_scalapack.h"
+#include "ntk_size.h"
 
 static const int ione = 1;
 
@@ -310,19 +311,41 @@ static int solve_auto(ntk_dmat *A, int top_k, int want_vectors, double *w_desc, 
   return s->solve(A, top_k, want_vectors, w_desc, Z);
 }
 
+/* The back-ends' memory (measured, docs/HARDENING.md "Memory: estimate and limit").
+ * PDSYEVR and PDSYEVD allocate Z as N x N even for the top K; PDSYEVD always computes
+ * vectors; ELPA copies its own vectors (no reordering).  PDSYEVR on a non-square grid
+ * redistributes the matrix (PDSYNTRD -> PDTRMR2D) through BLACS's send buffer, which BLACS
+ * keeps for the rest of the run: about half a block. */
+static ntk_eig_cost cost_pdsyevr(const ntk_grid *g, int v) {
+  const double kept = g->nprow != g->npcol ? 0.5 : 0.0;
+  return v ? (ntk_eig_cost){1.0, 2.2, 2.2, kept, 1} : (ntk_eig_cost){0.0, 2.2, 0.0, kept, 0};
+}
+static ntk_eig_cost cost_pdsyevd(const ntk_grid *g, int v) {
+  (void)g;
+  return (ntk_eig_cost){1.0, 1.65, 1.65, 0.0, v};
+}
+static ntk_eig_cost cost_pdsyev(const ntk_grid *g, int v) {
+  (void)g;
+  return v ? (ntk_eig_cost){1.0, 2.8, 1.6, 0.0, 1} : (ntk_eig_cost){0.0, 0.05, 0.05, 0.0, 0};
+}
+static ntk_eig_cost cost_elpa2(const ntk_grid *g, int v) {
+  (void)g;
+  return v ? (ntk_eig_cost){1.0, 1.5, 1.5, 0.0, 0} : (ntk_eig_cost){0.0, 2.9, 0.0, 0.0, 0};
+}
+
 const ntk_eigensolver ntk_eigensolvers[] = {
     {"auto",
      "by size (default): from N = 2048 pdsyevd for all eigenvectors, elpa2 for all "
-     "eigenvalues; elpa2 for the top K from N = 4096; else pdsyevr", 1, solve_auto},
+     "eigenvalues; elpa2 for the top K from N = 4096; else pdsyevr", 1, NULL, solve_auto},
     {"pdsyevr", "ScaLAPACK MRRR (PDSYEVR); computes only the top K by index range", 1,
-     solve_pdsyevr},
+     cost_pdsyevr, solve_pdsyevr},
     {"pdsyevd",
      "ScaLAPACK divide and conquer (PDSYEVD); full spectrum and vectors always, top K kept", 0,
-     solve_pdsyevd},
+     cost_pdsyevd, solve_pdsyevd},
     {"pdsyev", "ScaLAPACK QR iteration (PDSYEV); full spectrum, slow but simple reference", 0,
-     solve_pdsyev},
+     cost_pdsyev, solve_pdsyev},
     {"elpa2", "ELPA 2-stage (band, then tridiagonal); computes only the top K vectors", 1,
-     ntk_eig_solve_elpa2},
+     cost_elpa2, ntk_eig_solve_elpa2},
 };
 const int ntk_num_eigensolvers = (int)(sizeof ntk_eigensolvers / sizeof ntk_eigensolvers[0]);
 
@@ -330,6 +353,19 @@ const char *ntk_eig_resolve(const char *name, int N, int top_k, int want_vectors
   if (name && strcmp(name, "auto") == 0)
     return ntk_eig_auto_choice(N, resolve_k(N, top_k), want_vectors);
   return name;
+}
+
+ntk_eig_cost ntk_eig_memory(const char *name, const ntk_grid *g, int N, int top_k, int want_vectors) {
+  const ntk_eigensolver *s = ntk_eig_find(ntk_eig_resolve(name, N, top_k, want_vectors));
+  if (!s || !s->cost) s = ntk_eig_find("pdsyevr");
+  return s->cost(g, want_vectors);
+}
+
+int64_t ntk_eig_solve_bytes(const ntk_eig_cost *c, int want_vectors, int64_t B, int64_t V) {
+  int64_t inside = ntk_size_from_double((c->zfull + c->work_inside) * (double)B);
+  int64_t after = ntk_size_from_double((c->zfull + c->work_after) * (double)B);
+  if (want_vectors && c->reorders) after = ntk_size_add(after, ntk_size_mul(2, V));
+  return ntk_size_add(B, ntk_size_max(inside, after));
 }
 
 const ntk_eigensolver *ntk_eig_find(const char *name) {

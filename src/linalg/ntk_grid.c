@@ -7,6 +7,7 @@
 
 #include "ntk_error.h"
 #include "ntk_scalapack.h"
+#include "ntk_size.h"
 
 static const int izero = 0, ione = 1;
 
@@ -439,7 +440,8 @@ int ntk_dmat_panel_columns(const ntk_grid *g, int am, int bm, int K, int same, d
   double rows_all = (double)numroc_(&am, &nb, &izero, &izero, &g->nprow) +
                     (same ? 0 : numroc_(&bm, &nb, &izero, &izero, &g->nprow)) +
                     numroc_(&bm, &nb, &izero, &izero, &g->npcol) + 1;
-  int kb = (int)(panel_mb * 1048576.0 / 8.0 / rows_all);
+  double cols = panel_mb * 1048576.0 / 8.0 / rows_all;
+  int kb = cols > (double)(INT_MAX / 4) ? INT_MAX / 4 : (int)cols;
   kb = kb / step * step;
   if (kb < step) kb = step;
   return kb > K ? K : kb;
@@ -709,4 +711,69 @@ done:
   free(dsp);
   free(base);
   return err;
+}
+
+/* ------------------------------------------------------------- memory sizes -- */
+
+int64_t ntk_dmat_max_local_bytes(const ntk_grid *g, int64_t m, int64_t n) {
+  if (m < 1 || n < 1) return 0;
+  /* a dimension beyond an int has no layout: count it whole (the estimate refuses it) */
+  int64_t ml = m > INT_MAX ? m : local_count((int)m, g->nb, 0, g->nprow);
+  int64_t nl = n > INT_MAX ? n : local_count((int)n, g->nb, 0, g->npcol);
+  return ntk_size_mul3(ml, nl, 8);
+}
+
+ntk_panel_bytes ntk_panel_bytes_max(ntk_panel_bytes a, ntk_panel_bytes b) {
+  return (ntk_panel_bytes){ntk_size_max(a.arow, b.arow), ntk_size_max(a.brow, b.brow),
+                           ntk_size_max(a.acol, b.acol), ntk_size_max(a.pack, b.pack),
+                           ntk_size_max(a.recv, b.recv)};
+}
+
+int64_t ntk_panel_bytes_sum(ntk_panel_bytes s) {
+  return ntk_size_add(ntk_size_add(ntk_size_add(s.arow, s.brow), ntk_size_add(s.acol, s.pack)), s.recv);
+}
+
+/* gathered_abt's buffers: per panel of kb columns the rows of B for my C columns, received
+ * and reordered (2 nc kb) and, with more than one grid column, my rows of A and of B
+ * gathered (ma kb, mb kb) and the rows of B for my C columns packed (about one grid
+ * column's share).  On one rank nothing is gathered (the panels are the matrices). */
+ntk_panel_bytes ntk_dmat_abt_panel_bytes(const ntk_grid *g, int am, int bm, int K, int same,
+                                         double panel_mb) {
+  ntk_panel_bytes s = {0};
+  if (g->nprow * g->npcol == 1 || K < 1) return s;
+  const int64_t ma = local_count(am, g->nb, 0, g->nprow);
+  const int64_t mb = same ? 0 : local_count(bm, g->nb, 0, g->nprow);
+  const int64_t nc = local_count(bm, g->nb, 0, g->npcol);
+  const int64_t kb = ntk_size_mul(8, ntk_dmat_panel_columns(g, am, bm, K, same, panel_mb));
+  s.acol = s.recv = ntk_size_mul(kb, nc);
+  if (g->npcol > 1) {
+    s.arow = ntk_size_mul(kb, ma);
+    s.brow = ntk_size_mul(kb, mb);
+    s.pack = ntk_size_mul(kb, ma > mb ? ma : mb) / g->npcol;
+  }
+  return s;
+}
+
+/* ntk_dmat_gemm_ab_gathered's: my rows of A gathered (more than one grid column), the
+ * panel's rows of B for my C columns packed and received (more than one grid row) and
+ * reordered (any grid but one rank). */
+ntk_panel_bytes ntk_dmat_ab_panel_bytes(const ntk_grid *g, int am, int cn, int K, double panel_mb) {
+  ntk_panel_bytes s = {0};
+  if (g->nprow * g->npcol == 1 || K < 1) return s;
+  const int kb = ntk_dmat_panel_columns_ab(g, am, cn, K, panel_mb);
+  const int64_t nc = local_count(cn, g->nb, 0, g->npcol);
+  s.acol = ntk_size_mul3(8, kb, nc);
+  if (g->npcol > 1) s.arow = ntk_size_mul3(8, kb, local_count(am, g->nb, 0, g->nprow));
+  if (g->nprow > 1) {
+    s.recv = ntk_size_mul3(8, kb, nc);
+    s.pack = ntk_size_mul3(8, local_count(kb, g->nb, 0, g->nprow), nc);
+  }
+  return s;
+}
+
+int64_t ntk_dmat_gemm_abt_gathered_bytes(const ntk_grid *g, int am, int bm, int K,
+                                         double panel_mb) {
+  if (am >= bm) return ntk_panel_bytes_sum(ntk_dmat_abt_panel_bytes(g, am, bm, K, 0, panel_mb));
+  return ntk_size_add(ntk_panel_bytes_sum(ntk_dmat_abt_panel_bytes(g, bm, am, K, 0, panel_mb)),
+                      ntk_dmat_max_local_bytes(g, bm, am));
 }

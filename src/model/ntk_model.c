@@ -7,6 +7,7 @@
 #include "ntk_error.h"
 #include "ntk_rng.h"
 #include "ntk_scalapack.h"
+#include "ntk_size.h"
 #include "ntk_timer.h"
 
 static const int ione = 1;
@@ -341,4 +342,28 @@ done:
   ntk_timer_stop(NTK_PHASE_BACKWARD);
   if (err) ntk_err_trace(__FILE__, __LINE__, __func__);
   return err;
+}
+
+void ntk_model_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
+                      ntk_model_bytes *b) {
+  const int m = cfg->fourier.features, p = ntk_config_input_dim(cfg, d);
+  const int n = cfg->fourier.project ? cfg->model.width : p, L = cfg->model.depth;
+  const int project = cfg->fourier.project, trainable = m > 0 && cfg->fourier.trainable;
+  const double mb = cfg->ntk.chunk_mb;
+  const int64_t hn = ntk_dmat_max_local_bytes(g, N, n), fk = ntk_dmat_max_local_bytes(g, N, k);
+  *b = (ntk_model_bytes){0};
+  int64_t biases = ntk_size_mul(8, ntk_size_add(ntk_size_mul((int64_t)L + 1, n), k));
+  b->params = ntk_size_add(ntk_size_add(m > 0 ? ntk_dmat_max_local_bytes(g, m, d) : 0,
+                                        project ? ntk_dmat_max_local_bytes(g, n, p) : 0),
+                           ntk_size_add(ntk_size_mul(L, ntk_dmat_max_local_bytes(g, n, n)),
+                                        ntk_size_add(ntk_dmat_max_local_bytes(g, k, n), biases)));
+  b->fourier = m > 0 ? ntk_size_mul(2, ntk_dmat_max_local_bytes(g, N, 2 * (int64_t)m)) : 0;
+  b->states = ntk_size_add(ntk_size_mul(2 * (int64_t)L + 1, hn), fk);
+  b->signals = ntk_size_add(ntk_size_mul(2, hn), fk);
+  if (trainable)
+    b->signals = ntk_size_add(b->signals, ntk_size_add(ntk_dmat_max_local_bytes(g, N, p),
+                                                       ntk_dmat_max_local_bytes(g, N, m)));
+  b->forward_panels = ntk_size_max(L > 0 ? ntk_dmat_gemm_abt_gathered_bytes(g, N, n, n, mb) : 0,
+                                   project ? ntk_dmat_gemm_abt_gathered_bytes(g, N, n, p, mb) : 0);
+  if (L > 0) b->backward_panels = ntk_dmat_ab_panel_bytes(g, N, n, n, mb);
 }

@@ -6,6 +6,7 @@
 
 #include "ntk_error.h"
 #include "ntk_log.h"
+#include "ntk_size.h"
 #include "ntk_timer.h"
 
 typedef struct {
@@ -220,4 +221,24 @@ int ntk_ntk_for_config(const ntk_model *M, const ntk_dmat *X, long long step,
   free(xi);
   if (err) ntk_err_trace(__FILE__, __LINE__, __func__);
   return err;
+}
+
+void ntk_ntk_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
+                    const ntk_model_bytes *model, ntk_ntk_bytes *b) {
+  const int p = ntk_config_input_dim(cfg, d), n = cfg->fourier.project ? cfg->model.width : p;
+  const int L = cfg->model.depth, wide = n > p ? n : p;
+  const int64_t B = ntk_dmat_max_local_bytes(g, N, N);
+  *b = (ntk_ntk_bytes){0};
+  if (cfg->ntk.method == NTK_METHOD_STRUCTURED) {
+    /* G_g, and with several outputs the cached G_a of every group */
+    b->scratch = ntk_size_from_double((1.0 + (k > 1 ? L + 3.0 : 1.0)) * (double)B);
+    b->panels = ntk_panel_bytes_sum(ntk_panel_bytes_max(
+        ntk_dmat_abt_panel_bytes(g, N, N, wide, 1, cfg->ntk.chunk_mb), model->backward_panels));
+  } else {
+    const double rows = (double)N / g->nprow + g->nb;
+    b->panels = ntk_size_add(ntk_size_from_double(2.0 * rows * wide * 8.0 + cfg->ntk.chunk_mb * 1048576.0 * 1.2),
+                             ntk_panel_bytes_sum(model->backward_panels));
+  }
+  b->transpose = B;
+  b->average = cfg->ntk.network == NTK_NETWORK_MASK_AVERAGE ? B : 0;
 }

@@ -1,5 +1,6 @@
 #include "ntk_train.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "ntk_ntk.h"
 #include "ntk_rng.h"
 #include "ntk_signal.h"
+#include "ntk_size.h"
 #include "ntk_timer.h"
 
 const char *const ntk_train_trajectory_names[] = {
@@ -50,17 +52,63 @@ static int cmp_ll(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-int ntk_train_schedule(const ntk_config *cfg, long long **steps, int *n) {
-  const long long T = cfg->train.steps;
-  long long cap = 2;
+/* Entries the schedule is built in before repeats merge. */
+static int64_t schedule_cap(const ntk_config *cfg) {
+  const int64_t T = cfg->train.steps;
   switch (cfg->train.measure) {
-    case NTK_MEASURE_EVERY: cap += T / cfg->train.measure_every + 1; break;
-    case NTK_MEASURE_LOG: cap += cfg->train.measure_points; break;
-    default: cap += cfg->train.measure_steps_len; break;
+    case NTK_MEASURE_EVERY: return 3 + T / cfg->train.measure_every;
+    case NTK_MEASURE_LOG: return 2 + (int64_t)cfg->train.measure_points;
+    default: return 2 + (int64_t)cfg->train.measure_steps_len;
   }
+}
+
+static int64_t schedule_count(const ntk_config *cfg) {
+  const int64_t T = cfg->train.steps;
+  int64_t c = schedule_cap(cfg);
+  /* every: 0, the multiples of measure_every below T, and T */
+  if (cfg->train.measure == NTK_MEASURE_EVERY)
+    c = T > 0 ? 2 + (T - 1) / cfg->train.measure_every : 1;
+  return c > T + 1 ? T + 1 : c;
+}
+
+static int build_schedule(const ntk_config *cfg, int64_t count, long long **steps, int *n);
+
+int ntk_train_schedule_count(const ntk_config *cfg, int64_t *count) {
+  const int64_t T = cfg->train.steps, c = schedule_count(cfg);
+  *count = c;
+  if (c > INT_MAX)
+    return ntk_err_set(NTK_ERR_INPUT,
+                       "train.steps %lld with train.measure %s makes %lld measurements, more than "
+                       "%d (each is a kernel, its eigensolve and a trajectory row): measure less often",
+                       (long long)T, ntk_config_enum_name("train.measure", cfg->train.measure),
+                       (long long)c, INT_MAX);
+  /* log and list merge repeats: a schedule of reasonable size is built to count them */
+  if (cfg->train.measure != NTK_MEASURE_EVERY && c <= (1 << 20)) {
+    long long *s = NULL;
+    int u = 0;
+    NTK_CHECK(build_schedule(cfg, c, &s, &u));
+    free(s);
+    *count = u;
+  }
+  return NTK_OK;
+}
+
+int ntk_train_schedule(const ntk_config *cfg, long long **steps, int *n) {
+  int64_t count;
+  NTK_CHECK(ntk_train_schedule_count(cfg, &count));
+  NTK_CHECK(build_schedule(cfg, schedule_count(cfg), steps, n));
+  return NTK_OK;
+}
+
+/* count: schedule_count's bound, at most INT_MAX. */
+static int build_schedule(const ntk_config *cfg, int64_t count, long long **steps, int *n) {
+  const long long T = cfg->train.steps;
+  /* the log schedule merges its (non-decreasing) repeats as it goes: no more entries
+   * than measurements, whatever train.measure_points is */
+  const int64_t cap = cfg->train.measure == NTK_MEASURE_LIST ? schedule_cap(cfg) : count + 2;
   long long *s = ntk_malloc((size_t)cap * sizeof(long long), "the measurement schedule");
   if (!s) return ntk_err_code();
-  int c = 0;
+  int64_t c = 0;
   s[c++] = 0;
   s[c++] = T;
   if (T > 0) {
@@ -68,11 +116,21 @@ int ntk_train_schedule(const ntk_config *cfg, long long **steps, int *n) {
       for (long long t = cfg->train.measure_every; t < T; t += cfg->train.measure_every) s[c++] = t;
     } else if (cfg->train.measure == NTK_MEASURE_LOG) {
       const int P = cfg->train.measure_points;
-      /* P steps geometrically spaced from 1 to T (rounded; repeats at small t merge) */
-      for (int i = 0; i < P; ++i) {
-        double e = P > 1 ? (double)i / (P - 1) : 1.0;
-        long long t = llround(pow((double)T, e));
-        s[c++] = t < 1 ? 1 : t > T ? T : t;
+      /* P steps geometrically spaced from 1 to T (rounded; repeats at small t merge).
+       * When consecutive points are less than 1 apart everywhere (ratio T^(1/(P-1)) with
+       * T (ratio - 1) < 1, i.e. P - 1 > T ln T) the rounding hits every step: the same
+       * set, without P evaluations. */
+      if (P > 2 && (double)(P - 1) > (double)T * log((double)T) * 1.01 + 2.0) {
+        for (long long t = 1; t < T; ++t) s[c++] = t;
+      } else {
+        long long last = -1;
+        for (int i = 0; i < P; ++i) {
+          double e = P > 1 ? (double)i / (P - 1) : 1.0;
+          long long t = llround(pow((double)T, e));
+          t = t < 1 ? 1 : t > T ? T : t;
+          if (t != last && t != T) s[c++] = t;
+          last = t;
+        }
       }
     } else {
       for (int i = 0; i < cfg->train.measure_steps_len; ++i) s[c++] = cfg->train.measure_steps[i];
@@ -80,7 +138,7 @@ int ntk_train_schedule(const ntk_config *cfg, long long **steps, int *n) {
   }
   qsort(s, (size_t)c, sizeof *s, cmp_ll);
   int u = 0;
-  for (int i = 0; i < c; ++i)
+  for (int64_t i = 0; i < c; ++i)
     if (u == 0 || s[i] != s[u - 1]) s[u++] = s[i];
   *steps = s;
   *n = u;
@@ -682,4 +740,25 @@ int ntk_train_resume_output(ntk_trainer *t, long long start, int *start_measured
     ntk_log_info("resume: dropped %lld measurement(s) after step %lld", rows - keep, start);
   NTK_CHECK(ntk_output_flush(o));
   return NTK_OK;
+}
+
+/* ----------------------------------------------------------------- memory -- */
+
+void ntk_train_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
+                      ntk_train_bytes *b) {
+  const int m = cfg->fourier.features, p = ntk_config_input_dim(cfg, d);
+  const int n = cfg->fourier.project ? cfg->model.width : p, L = cfg->model.depth;
+  const int K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : N;
+  const int training = cfg->train.steps > 0;
+  *b = (ntk_train_bytes){0};
+  b->kernel = ntk_dmat_max_local_bytes(g, N, N);
+  b->vectors = training || cfg->output.save_eigenvectors ? ntk_dmat_max_local_bytes(g, N, K) : 0;
+  b->theta0 = training ? b->kernel : 0;
+  if (training)
+    b->grads = ntk_size_add(
+        ntk_size_add(L > 0 ? ntk_dmat_max_local_bytes(g, n, n) : 0,
+                     cfg->fourier.project ? ntk_dmat_max_local_bytes(g, n, p) : 0),
+        ntk_size_add(ntk_dmat_max_local_bytes(g, k, n),
+                     m > 0 && cfg->fourier.trainable ? ntk_dmat_max_local_bytes(g, m, d) : 0));
+  b->schedule = ntk_size_mul(schedule_count(cfg), (int64_t)sizeof(long long));
 }
