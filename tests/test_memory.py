@@ -100,5 +100,12 @@ p = H.run(["run", cfg, "--dry-run", "--set", "train.steps=1000000", "--set", "ou
 sched = re.search(r"measurement schedule\s+([0-9.]+) MiB", p.stdout)
 R.check(p.returncode == 0 and sched and abs(float(sched.group(1)) - 1000001 * 8 / MIB) <= 0.051,
         "dry run counts the schedule of 10^6 measurements (7.6 MiB): %s" % (sched.group(0) if sched else p.stdout[-400:]))
+R.check("# work: 1000001 measurement(s) x 1 kernel assembly each = 1000001 assemblies, 1000001 eigensolves; "
+        "1000000 training step(s)" in p.stdout, "dry run prints the work: %s" % p.stdout[-300:])
+p = H.run(["run", cfg, "--dry-run", "--set", "train.steps=1000", "--set", "ntk.network=mask_average", "--set",
+           "ntk.mask_samples=2147483647", "--set", "output.path=" + os.path.join(tmp, "schedule.h5")], np=1)
+R.check(p.returncode == 0 and "1001 measurement(s) x 2147483647 kernel assemblies each = %d assemblies"
+        % (1001 * 2147483647) in p.stdout,
+        "ntk.mask_samples counts in the work, in 64 bits: %s" % p.stdout[-300:])
 print("   all cases: %.1f s" % (time.time() - t_all))
 sys.exit(R.finish())

@@ -249,6 +249,20 @@ int ntk_memory_check(const ntk_mem_estimate *e, double limit, const char *source
                      big >= 0 ? e->terms[big].bytes / MIB : 0.0, g->size, ranks);
 }
 
+/* The keys that scale the work rather than the memory: measurements (each a kernel and
+ * its eigensolve), the masks averaged per kernel, the training steps.  Saturating counts:
+ * the dry run of an extreme configuration says how extreme. */
+static void print_work(const ntk_config *cfg) {
+  int64_t measurements = 1;
+  if (ntk_train_schedule_count(cfg, &measurements)) ntk_err_clear();
+  const int64_t masks = cfg->ntk.network == NTK_NETWORK_MASK_AVERAGE ? cfg->ntk.mask_samples : 1;
+  ntk_log_raw("# work: %lld measurement(s) x %lld kernel assembl%s each = %lld assemblies, "
+              "%lld eigensolves; %d training step(s)\n",
+              (long long)measurements, (long long)masks, masks == 1 ? "y" : "ies",
+              (long long)ntk_size_mul(measurements, masks), (long long)measurements,
+              cfg->train.steps);
+}
+
 int ntk_memory_enforce(const ntk_config *cfg, const ntk_grid *g, int N, int n_test, int d, int k,
                        int dry_run, ntk_mem_estimate *est) {
   /* the baselines differ a little between ranks: all ranks use the largest */
@@ -267,6 +281,7 @@ int ntk_memory_enforce(const ntk_config *cfg, const ntk_grid *g, int N, int n_te
                   rc ? ": EXCEEDED" : "");
     if (rc) ntk_log_raw("# %s\n", ntk_err_message());
     ntk_err_clear();
+    print_work(cfg);
     return NTK_OK;
   }
   /* the same inputs on every rank give the same verdict: agree on it, one message */

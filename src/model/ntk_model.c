@@ -347,7 +347,7 @@ done:
 void ntk_model_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
                       ntk_model_bytes *b) {
   const int m = cfg->fourier.features, p = ntk_config_input_dim(cfg, d);
-  const int n = cfg->fourier.project ? cfg->model.width : p, L = cfg->model.depth;
+  const int n = ntk_config_width(cfg, d), L = cfg->model.depth;
   const int project = cfg->fourier.project, trainable = m > 0 && cfg->fourier.trainable;
   const double mb = cfg->ntk.chunk_mb;
   const int64_t hn = ntk_dmat_max_local_bytes(g, N, n), fk = ntk_dmat_max_local_bytes(g, N, k);

@@ -225,7 +225,7 @@ int ntk_ntk_for_config(const ntk_model *M, const ntk_dmat *X, long long step,
 
 void ntk_ntk_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
                     const ntk_model_bytes *model, ntk_ntk_bytes *b) {
-  const int p = ntk_config_input_dim(cfg, d), n = cfg->fourier.project ? cfg->model.width : p;
+  const int p = ntk_config_input_dim(cfg, d), n = ntk_config_width(cfg, d);
   const int L = cfg->model.depth, wide = n > p ? n : p;
   const int64_t B = ntk_dmat_max_local_bytes(g, N, N);
   *b = (ntk_ntk_bytes){0};

@@ -747,7 +747,7 @@ int ntk_train_resume_output(ntk_trainer *t, long long start, int *start_measured
 void ntk_train_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
                       ntk_train_bytes *b) {
   const int m = cfg->fourier.features, p = ntk_config_input_dim(cfg, d);
-  const int n = cfg->fourier.project ? cfg->model.width : p, L = cfg->model.depth;
+  const int n = ntk_config_width(cfg, d), L = cfg->model.depth;
   const int K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : N;
   const int training = cfg->train.steps > 0;
   *b = (ntk_train_bytes){0};
