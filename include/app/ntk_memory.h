@@ -1,7 +1,6 @@
 /* ntk_memory: the per-rank memory estimate of a run, term by term and phase by phase,
  * summed from what each module declares it allocates (ntk_*_memory, the eigensolver
- * table's cost),
- * from the shapes alone (no allocation).  --dry-run prints it; every run records it in
+ * table's cost), from the shapes alone (no allocation).  --dry-run prints it; every run records it in
  * /memory next to the measured peak resident set (ru_maxrss, min/avg/max over the ranks)
  * and prints both at the end; tests/test_memory.py holds them within 15%.  Sizes are
  * those of the rank holding the most (process (0,0) of the block-cyclic layout); the
