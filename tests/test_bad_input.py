@@ -181,6 +181,8 @@ CASES = [
     ("width 2^31-1", GOOD.replace("width: 16", "width: 2147483647"), [], 2, "memory"),
     ("width near 2^31", GOOD.replace("width: 16", "width: 2147483000"), [], 4, "memory"),
     ("data.n_train 2^31-1", GOOD.replace("n_train: 40", "n_train: 2147483647"), [], 2, "memory"),
+    ("width 2^31-1 under a limit of 1e300 MiB", GOOD.replace("width: 16", "width: 2147483647"),
+     ["--set", "memory.limit_mb=1e300"], 2, "too large for any machine"),
     ("--resume without training", GOOD, ["--resume"], 2, "--resume"),
     ("--resume without a checkpoint", GOOD + "train: {steps: 5}\n", ["--resume"], 2, "checkpoint"),
 ]

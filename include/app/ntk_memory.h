@@ -50,7 +50,8 @@ int ntk_memory_limit(const ntk_config *cfg, MPI_Comm comm, double *limit, char *
  * fits in `limit` bytes per rank; 0 if none up to 2^20. */
 int ntk_memory_ranks_that_fit(const ntk_config *cfg, const ntk_grid *g, int N, int n_test,
                               int d, int k, double baseline, double limit);
-/* NTK_ERR_INPUT when e->peak exceeds limit (> 0): the message gives the peak, the limit
+/* NTK_ERR_INPUT when a term saturated (more than 2^63 bytes: too large for any machine,
+ * whatever the limit), or when e->peak exceeds limit (> 0): the message gives the peak, the limit
  * and its source, the largest term and how many ranks would fit.  Not collective; the same
  * result on every rank for the same estimate. */
 int ntk_memory_check(const ntk_mem_estimate *e, double limit, const char *source,

@@ -232,8 +232,14 @@ int ntk_memory_ranks_that_fit(const ntk_config *cfg, const ntk_grid *g, int N, i
 
 int ntk_memory_check(const ntk_mem_estimate *e, double limit, const char *source,
                      const ntk_config *cfg, const ntk_grid *g, int N, int n_test, int d, int k) {
-  if (limit <= 0 || e->peak <= limit) return NTK_OK;
   int big = largest_term(e);
+  /* a term that saturated (ntk_size.h) is beyond any machine, whatever the limit says */
+  if (big >= 0 && e->terms[big].bytes >= (double)NTK_SIZE_MAX)
+    return ntk_err_set(NTK_ERR_INPUT,
+                       "memory: %s alone needs more than 2^63 bytes per rank on %d ranks: the "
+                       "configuration is too large for any machine (see ntkspec run --dry-run)",
+                       e->terms[big].name, g->size);
+  if (limit <= 0 || e->peak <= limit) return NTK_OK;
   int fit = ntk_memory_ranks_that_fit(cfg, g, N, n_test, d, k, e->baseline, limit);
   char ranks[160];
   if (fit > 0)
