@@ -128,7 +128,7 @@ CASES = [
      [], 2, "idx"),
     ("analytic fourier kernel unknown", GOOD + "analytic: {enabled: true, fourier: approximate}\n", [], 1,
      "analytic.fourier"),
-    ("analytic quadrature order zero", GOOD + "analytic: {quadrature_order: 0}\n", [], 1,
+    ("analytic quadrature order negative", GOOD + "analytic: {quadrature_order: -1}\n", [], 1,
      "analytic.quadrature_order"),
     ("analytic enumerate depth negative", GOOD + "analytic: {enumerate_depth: -1}\n", [], 1,
      "analytic.enumerate_depth"),

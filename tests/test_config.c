@@ -105,6 +105,7 @@ static void test_table(void **state) {
                                      "model.width",
                                      "model.depth",
                                      "model.activation",
+                                     "model.leaky_slope",
                                      "model.weight_std",
                                      "model.bias_std",
                                      "fourier.features",
@@ -199,7 +200,7 @@ static void test_defaults(void **state) {
   assert_int_equal(c.output.overwrite, 0);
   assert_int_equal(c.analytic.enabled, 0);
   assert_int_equal(c.analytic.fourier, NTK_FOURIER_EXACT);
-  assert_int_equal(c.analytic.quadrature_order, 64);
+  assert_int_equal(c.analytic.quadrature_order, 0);
   assert_int_equal(c.analytic.enumerate_depth, 10);
   assert_int_equal(c.analytic.mask_samples, 256);
   assert_int_equal(ntk_config_validate(&c), NTK_OK);
@@ -359,9 +360,10 @@ static void test_load_errors(void **state) {
   expect_load_error("output:\n  path: ''\n", 2, "output.path: must not be empty", NULL);
 
   /* enums and the eigensolver name */
-  expect_load_error("model:\n  activation: sigmoid\n", 2,
-                    "model.activation: unknown value 'sigmoid'",
-                    "(allowed: relu, erf, tanh, gelu, identity)");
+  expect_load_error("model:\n  activation: swish\n", 2,
+                    "model.activation: unknown value 'swish'",
+                    "(allowed: relu, erf, tanh, gelu, identity, leaky_relu, abs, sin, cos, "
+                    "softplus, silu, sigmoid, sign)");
   expect_load_error("data:\n  source: mnist\n", 2, "data.source: unknown value 'mnist'",
                     "synthetic_1d, teacher, sphere, fashion_mnist, hdf5");
   expect_load_error("eigensolver:\n  type: elpa\n", 2, "eigensolver.type: unknown value 'elpa'",
@@ -453,9 +455,10 @@ static void test_set(void **state) {
       {"model.width=x", "--set model.width: expected an integer, got 'x' (allowed: >= 1)"},
       {"model.width=", "--set model.width: missing value"},
       {"model.width=2.5", "--set model.width: expected an integer, got '2.5'"},
-      {"model.activation=sigmoid",
-       "--set model.activation: unknown value 'sigmoid' (allowed: "
-       "relu, erf, tanh, gelu, identity)"},
+      {"model.activation=swish",
+       "--set model.activation: unknown value 'swish' (allowed: "
+       "relu, erf, tanh, gelu, identity, leaky_relu, abs, sin, cos, softplus, silu, sigmoid, "
+       "sign)"},
       {"depth.survival=nan", "--set depth.survival: 'nan' is not a finite number"},
       {"depth.mask=[1,0", "--set depth.mask: expected a list like [1, 0, 1]"},
       {"depth.mask=1,,0", "--set depth.mask: expected an integer list element, got ''"},
@@ -581,8 +584,8 @@ static void test_validate(void **state) {
   c.model.depth = 0;
   expect_invalid(&c, "model.depth: 0 is out of range (allowed: >= 1)", NULL);
   ntk_config_defaults(&c);
-  c.model.activation = 9;
-  expect_invalid(&c, "model.activation: 9 is not a valid value", NULL);
+  c.model.activation = 13;
+  expect_invalid(&c, "model.activation: 13 is not a valid value", NULL);
   ntk_config_defaults(&c);
   c.depth.survival = NAN;
   expect_invalid(&c, "depth.survival: nan is out of range", NULL);
@@ -597,7 +600,7 @@ static void test_validate(void **state) {
 static const char *all_changed_yaml =
     "seed: 18446744073709551615\n"
     "verbosity: 2\n"
-    "model: {width: 32, depth: 3, activation: erf, weight_std: 1.3, bias_std: "
+    "model: {width: 32, depth: 3, activation: erf, leaky_slope: -0.25, weight_std: 1.3, bias_std: "
     "0.30000000000000004}\n"
     "fourier: {features: 16, scale: 2.5e-3, trainable: true, project: false}\n"
     "residual: {alpha: 0.7, schedule: power, power: 0.5, skip: false}\n"
@@ -819,7 +822,8 @@ static void test_schedules(void **state) {
   assert_string_equal(ntk_config_enum_name("analytic.fourier", NTK_FOURIER_LIMIT), "limit");
   assert_string_equal(ntk_config_enum_name("depth.schedule", NTK_SURVIVAL_LINEAR), "linear");
   assert_string_equal(ntk_config_enum_name("ntk.method", NTK_METHOD_JACOBIAN), "jacobian");
-  assert_string_equal(ntk_config_enum_name("model.activation", 5), "?");
+  assert_string_equal(ntk_config_enum_name("model.activation", NTK_ACT_COUNT), "?");
+  assert_string_equal(ntk_config_enum_name("model.activation", NTK_ACT_SIGN), "sign");
   assert_string_equal(ntk_config_enum_name("model.width", 0), "?");
 }
 

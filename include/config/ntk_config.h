@@ -16,7 +16,22 @@
 /* data.path of the fashion_mnist source when none is given (Debian's dataset-fashion-mnist) */
 #define NTK_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
-typedef enum { NTK_ACT_RELU, NTK_ACT_ERF, NTK_ACT_TANH, NTK_ACT_GELU, NTK_ACT_IDENTITY } ntk_activation;
+typedef enum {
+  NTK_ACT_RELU,
+  NTK_ACT_ERF,
+  NTK_ACT_TANH,
+  NTK_ACT_GELU,
+  NTK_ACT_IDENTITY,
+  NTK_ACT_LEAKY_RELU,
+  NTK_ACT_ABS,
+  NTK_ACT_SIN,
+  NTK_ACT_COS,
+  NTK_ACT_SOFTPLUS,
+  NTK_ACT_SILU,
+  NTK_ACT_SIGMOID,
+  NTK_ACT_SIGN
+} ntk_activation;
+#define NTK_ACT_COUNT (NTK_ACT_SIGN + 1)
 typedef enum {
   NTK_ALPHA_CONSTANT,
   NTK_ALPHA_INV_SQRT_DEPTH,
@@ -46,6 +61,7 @@ typedef struct {
     int width;           /* n */
     int depth;           /* L */
     int activation;      /* ntk_activation */
+    double leaky_slope;  /* leaky_relu: sigma(x) = x for x > 0, slope * x below */
     double weight_std;   /* sigma_w */
     double bias_std;     /* sigma_b */
   } model;
@@ -101,7 +117,7 @@ typedef struct {
   struct {
     int enabled;          /* bool */
     int fourier;          /* ntk_fourier_kernel */
-    int quadrature_order; /* Gauss-Hermite points per dimension */
+    int quadrature_order; /* 0: error-controlled expectations; > 0: fixed Gauss-Hermite order */
     int enumerate_depth;  /* exact mask enumeration up to this depth, Monte Carlo beyond */
     int mask_samples;     /* Monte Carlo masks beyond enumerate_depth */
   } analytic;

@@ -17,17 +17,27 @@
  * masks when L <= analytic.enumerate_depth, else analytic.mask_samples Monte Carlo masks
  * xi_l = [ntk_rng_uniform(seed, NTK_STREAM_MASK, l, s, 1) < p_l], l = 1..L, s = 0..S-1). */
 
+/* What a computation used and achieved. */
+typedef struct {
+  int n_masks;       /* masks evaluated */
+  int closed_form;   /* the activation's duals are closed forms (dual_error is rounding) */
+  double dual_error; /* largest estimated relative error of any Gaussian expectation used
+                      * (quadrature and interpolation; 0 for closed forms; NaN with a fixed
+                      * analytic.quadrature_order, whose error is not estimated) */
+} ntk_analytic_info;
+
 /* Not collective.  NTK_ERR_INPUT with a one-line message for a configuration the analytic
  * path does not cover (fourier.trainable true, an unknown activation, ...). */
 int ntk_analytic_check(const ntk_config *cfg);
 
 /* Collective.  nngp = K_f and ntk = Theta_inf, created here as N x N dmats (N = X->m),
- * exactly symmetric.  X is the N x d input (raw, before Fourier features).  n_masks (may
- * be NULL) receives the number of masks evaluated: 1 for eval/mask, the number of masks
- * with nonzero probability under enumeration, analytic.mask_samples under Monte Carlo.
+ * exactly symmetric.  X is the N x d input (raw, before Fourier features).  info->n_masks (info may
+ * be NULL) is the number of masks evaluated: 1 for eval/mask, the number of masks
+ * with nonzero probability under enumeration, analytic.mask_samples under Monte Carlo;
+ * info (may be NULL) also the error estimate, the same on every rank.
  * residual.skip false (plain MLP) does not use alpha_l or xi_l, as in the network. */
 int ntk_analytic_compute(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *X, int mode,
-                         const double *xi, ntk_dmat *nngp, ntk_dmat *ntk, int *n_masks);
+                         const double *xi, ntk_dmat *nngp, ntk_dmat *ntk, ntk_analytic_info *info);
 
 /* Collective.  The input kernel K_phi (created here, N x N, exactly symmetric) per
  * analytic.fourier, with its diagonal (length N, replicated on every rank; may be NULL)
@@ -42,6 +52,6 @@ int ntk_analytic_input_kernel(const ntk_config *cfg, const ntk_grid *g, const nt
  * the elementwise phase on its own. */
 int ntk_analytic_from_input(const ntk_config *cfg, const ntk_dmat *Kphi, const double *diag,
                             const double *mean0, int mode, const double *xi, ntk_dmat *nngp,
-                            ntk_dmat *ntk, int *n_masks);
+                            ntk_dmat *ntk, ntk_analytic_info *info);
 
 #endif

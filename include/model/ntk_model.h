@@ -28,6 +28,7 @@ typedef struct {
   int d, m, p, n, L, k;
   int has_fourier, fourier_trainable, project, skip;
   int activation;
+  double slope;      /* leaky_relu's negative-side slope */
   double sw, sb;     /* sigma_w, sigma_b */
   double *alpha;     /* alpha_l, l = 1..L stored at [l-1] */
   double *survival;  /* p_l */
@@ -102,7 +103,7 @@ void ntk_model_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, in
                       ntk_model_bytes *b);
 
 /* Elementwise activation and derivative (shared with the analytic module). */
-double ntk_act(int activation, double x);
-double ntk_act_deriv(int activation, double x);
+double ntk_act(int activation, double slope, double x);
+double ntk_act_deriv(int activation, double slope, double x);
 
 #endif

@@ -23,14 +23,25 @@ int ntk_app_write_analytic(const ntk_config *cfg, const ntk_grid *g, const ntk_d
   /* the same network the empirical kernel is measured on (ntk.network) */
   if (cfg->ntk.network == NTK_NETWORK_MASK) ntk_mask_measured(cfg, 0, xi);
   ntk_dmat nngp = {0}, ntk = {0};
-  int n_masks = 0, err;
+  ntk_analytic_info info = {0};
+  int err;
   ntk_timer_start(NTK_PHASE_ANALYTIC);
-  err = ntk_analytic_compute(cfg, g, X, cfg->ntk.network, xi, &nngp, &ntk, &n_masks);
+  err = ntk_analytic_compute(cfg, g, X, cfg->ntk.network, xi, &nngp, &ntk, &info);
   ntk_timer_stop(NTK_PHASE_ANALYTIC);
+  const int n_masks = info.n_masks;
   if (!err) {
-    ntk_log_info("analytic: infinite-width kernel (%s Fourier kernel, %d mask%s)",
+    char acc[96];
+    if (info.closed_form)
+      snprintf(acc, sizeof acc, "closed-form duals");
+    else if (isnan(info.dual_error))
+      snprintf(acc, sizeof acc, "fixed Gauss-Hermite order %d, error not estimated",
+               cfg->analytic.quadrature_order);
+    else
+      snprintf(acc, sizeof acc, "dual expectations to %.1e (estimated, relative)",
+               info.dual_error);
+    ntk_log_info("analytic: infinite-width kernel (%s Fourier kernel, %d mask%s; %s)",
                  ntk_config_enum_name("analytic.fourier", cfg->analytic.fourier), n_masks,
-                 n_masks == 1 ? "" : "s");
+                 n_masks == 1 ? "" : "s", acc);
     ntk_timer_start(NTK_PHASE_EIGENSOLVE);
     err = ntk_eig_solve(cfg->eigensolver.type, &ntk, K, 0, w, NULL);
     ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
@@ -42,6 +53,7 @@ int ntk_app_write_analytic(const ntk_config *cfg, const ntk_grid *g, const ntk_d
     if (!err) err = ntk_output_write_dmat(out, "/analytic/ntk", &ntk);
     if (!err) err = ntk_output_write_array(out, "/analytic/eigenvalues", 1, dims, w);
     if (!err) err = ntk_output_attr_int(out, "/analytic", "n_masks", n_masks);
+    if (!err) err = ntk_output_attr_double(out, "/analytic", "dual_error", info.dual_error);
     if (!err)
       err = ntk_output_attr_string(out, "/analytic", "fourier",
                                    ntk_config_enum_name("analytic.fourier", cfg->analytic.fourier));

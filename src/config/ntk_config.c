@@ -25,7 +25,10 @@
 
 /* ---------------------------------------------------------------- the table -- */
 
-static const char *const act_choices[] = {"relu", "erf", "tanh", "gelu", "identity", NULL};
+static const char *const act_choices[] = {"relu",     "erf",  "tanh",     "gelu",
+                                          "identity", "leaky_relu", "abs", "sin",
+                                          "cos",      "softplus",   "silu", "sigmoid",
+                                          "sign",     NULL};
 static const char *const alpha_choices[] = {"constant", "inv_sqrt_depth", "inv_depth", "power",
                                             NULL};
 static const char *const surv_choices[] = {"uniform", "linear", NULL};
@@ -39,7 +42,7 @@ static const char *const fourier_choices[] = {"exact", "limit", NULL};
 static const char *const optimizer_choices[] = {"gd", "sgd", NULL};
 static const char *const measure_choices[] = {"log", "every", "list", NULL};
 
-_Static_assert(NTK_ACT_IDENTITY == 4 && NTK_ALPHA_POWER == 3 && NTK_SURVIVAL_LINEAR == 1 &&
+_Static_assert(NTK_ACT_SIGN == 12 && NTK_ALPHA_POWER == 3 && NTK_SURVIVAL_LINEAR == 1 &&
                    NTK_DATA_HDF5 == 4 && NTK_METHOD_JACOBIAN == 1 &&
                    NTK_NETWORK_MASK_AVERAGE == 2 && NTK_FOURIER_LIMIT == 1 &&
                    NTK_OPT_SGD == 1 && NTK_MEASURE_LIST == 2,
@@ -70,7 +73,10 @@ const ntk_config_key ntk_config_keys[] = {
     K_INT("model.width", model.width, "512", 1, IMAX, "hidden width n"),
     K_INT("model.depth", model.depth, "4", 1, IMAX, "number of residual blocks L"),
     K_ENUM("model.activation", model.activation, "relu", act_choices,
-           "activation sigma (gelu is exact, x*Phi(x))"),
+           "activation sigma (gelu is exact, x*Phi(x); silu = x*sigmoid(x); sign has "
+           "derivative 0)"),
+    K_DBL("model.leaky_slope", model.leaky_slope, "0.01", -1, 1,
+          "leaky_relu: sigma(x) = x for x > 0, leaky_slope * x otherwise"),
     K_DBL("model.weight_std", model.weight_std, "1.0", 0, DMAX,
           "sigma_w: weights enter the forward pass as sigma_w/sqrt(fan_in) * W, W ~ N(0,1)"),
     K_DBL("model.bias_std", model.bias_std, "0.1", 0, DMAX,
@@ -155,8 +161,10 @@ const ntk_config_key ntk_config_keys[] = {
            "also compute the infinite-width NNGP and NTK (/analytic)"),
     K_ENUM("analytic.fourier", analytic.fourier, "exact", fourier_choices,
            "input kernel: exact (same G as the network) or limit (m -> infinity Gaussian)"),
-    K_INT("analytic.quadrature_order", analytic.quadrature_order, "64", 2, 256,
-          "Gauss-Hermite points per dimension for the Gaussian expectations"),
+    K_INT("analytic.quadrature_order", analytic.quadrature_order, "0", 0, 1024,
+          "0: the Gaussian expectations without a closed form are error-controlled (1e-14 "
+          "relative, estimate in /analytic); > 0: a fixed Gauss-Hermite rule of this many "
+          "points per dimension, error not estimated"),
     K_INT("analytic.enumerate_depth", analytic.enumerate_depth, "10", 0, 20,
           "enumerate all 2^L masks up to this depth, Monte Carlo beyond"),
     K_INT("analytic.mask_samples", analytic.mask_samples, "256", 1, IMAX,

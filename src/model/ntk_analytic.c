@@ -23,14 +23,14 @@ int ntk_analytic_check(const ntk_config *cfg) {
                        "Fourier frequencies is not implemented (set fourier.trainable: false "
                        "or analytic.enabled: false)");
   const int act = cfg->model.activation;
-  if (act < NTK_ACT_RELU || act > NTK_ACT_IDENTITY)
+  if (act < 0 || act >= NTK_ACT_COUNT)
     return ntk_err_set(NTK_ERR_INPUT, "analytic: model.activation: unknown activation %d", act);
-  if (!ntk_dual_closed_form(act) &&
-      (cfg->analytic.quadrature_order < 2 || cfg->analytic.quadrature_order > 1024))
+  const int qo = cfg->analytic.quadrature_order;
+  if (!ntk_dual_closed_form(act) && qo != 0 && (qo < 2 || qo > 1024))
     return ntk_err_set(NTK_ERR_INPUT,
-                       "analytic.quadrature_order: %d is outside 2 .. 1024 (needed for %s)",
-                       cfg->analytic.quadrature_order,
-                       ntk_config_enum_name("model.activation", act));
+                       "analytic.quadrature_order: %d is outside 2 .. 1024 (0: error-controlled; "
+                       "used for %s)",
+                       qo, ntk_config_enum_name("model.activation", act));
   if (cfg->model.depth < 0)
     return ntk_err_set(NTK_ERR_INPUT, "analytic: model.depth: %d is negative", cfg->model.depth);
   if (cfg->fourier.features > 0 && !(cfg->fourier.scale >= 0.0))
@@ -148,8 +148,9 @@ int ntk_analytic_input_kernel(const ntk_config *cfg, const ntk_grid *g, const nt
 typedef struct {
   int act, skip, project, L;
   double sw2, sb2;
-  const ntk_quad *q;
-  const double *a; /* a_l = xi_l alpha_l, l = 1..L at [l-1] (skip only) */
+  ntk_dual *D;
+  const double *a;                /* a_l = xi_l alpha_l, l = 1..L at [l-1] (skip only) */
+  const ntk_dual_cheb *const *ip; /* per layer: interpolant of the current mask, or NULL */
 } rec_t;
 
 /* Per-sample (diagonal) quantities of one mask for a list of samples, layer-major
@@ -181,9 +182,16 @@ static void side_free(side_t *sd) {
 
 /* One layer's update of (K, Theta, mu) for a pair; the per-entry loops below repeat it
  * inline so that the diagonal and the off-diagonal follow the same arithmetic. */
+/* Samples with the same Sigma^l(x,x) to rounding (the Fourier diagonal is 1/2 up to a
+ * few ulp) share one evaluation: the duals' relative change over that spread is ~1e-16,
+ * and the controlled path costs thousands of activation calls per evaluation. */
+#define SAME_VARIANCE 4e-16
 static void side_compute(const rec_t *R, side_t *sd, const double *kphi, const double *mean0) {
   const int cnt = sd->cnt, L = R->L;
   const double sw2 = R->sw2, sb2 = R->sb2;
+  double memo[4 * 64]; /* per layer (for L <= 64): S, c, kss, kdd of the previous sample */
+  const int use_memo = L <= 64;
+  for (int l = 0; use_memo && l < L; ++l) memo[4 * l] = -1.0;
   for (int t = 0; t < cnt; ++t) {
     double K = R->project ? sw2 * kphi[t] + sb2 : kphi[t];
     double T = R->project ? K : 0.0;
@@ -197,11 +205,17 @@ static void side_compute(const rec_t *R, side_t *sd, const double *kphi, const d
       sd->r[o] = r;
       sd->ir[o] = r > 0.0 ? 1.0 / r : 0.0;
       sd->mu[o] = mu;
-      double c = (R->skip && al != 0.0) ? ntk_dual_mean(R->act, R->q, S) : 0.0;
+      double c, kss, kdd, *me = memo + 4 * l;
+      if (use_memo && fabs(S - me[0]) <= SAME_VARIANCE * S) {
+        c = me[1], kss = me[2], kdd = me[3];
+      } else {
+        c = ntk_dual_mean(R->D, S);
+        ntk_dual_eval(R->D, S, S, S, &kss, &kdd);
+        if (use_memo) me[0] = S, me[1] = c, me[2] = kss, me[3] = kdd;
+      }
+      c = (R->skip && al != 0.0) ? c : 0.0;
       sd->c[o] = c;
       if (al == 0.0) continue; /* a dropped block is the identity */
-      double kss, kdd;
-      ntk_dual_eval(R->act, R->q, S, S, S, &kss, &kdd);
       if (R->skip) {
         double a2 = al * al;
         K += a2 * kss + al * (mu * c + c * mu);
@@ -229,9 +243,13 @@ static void column_generic(const rec_t *R, const side_t *rows, int t0, int cnt,
     const size_t orow = (size_t)l * rows->cnt + t0, ocol = (size_t)l * cols->cnt + jl;
     const double *Sr = rows->S + orow, *cr = rows->c + orow, *mur = rows->mu + orow;
     const double Sj = cols->S[ocol], cj = cols->c[ocol], muj = cols->mu[ocol];
+    const ntk_dual_cheb *ip = R->ip ? R->ip[l] : NULL;
     for (int t = 0; t < cnt; ++t) {
       double s12 = sw2 * K[t] + sb2, kss, kdd;
-      ntk_dual_eval(R->act, R->q, Sr[t], s12, Sj, &kss, &kdd);
+      if (ip)
+        ntk_dual_cheb_eval(ip, s12, &kss, &kdd);
+      else
+        ntk_dual_eval(R->D, Sr[t], s12, Sj, &kss, &kdd);
       if (R->skip) {
         K[t] += a2 * kss + al * (mur[t] * cj + cr[t] * muj);
         T[t] = T[t] * (1.0 + a2 * sw2 * kdd) + a2 * s12 * kdd;
@@ -349,12 +367,25 @@ static int side_has_zero(const side_t *sd, int L, int col) {
   return 0;
 }
 
+/* Interpolation in rho (ntk_dual_cheb) replaces the controlled quadrature of a layer when
+ * every sample of my rows and columns has the same Sigma^l(x,x) to IP_SPREAD (Fourier
+ * features: the diagonal is 1/2) and I have at least IP_MIN_PAIRS entries: building one
+ * costs a few hundred direct evaluations.  Interpolants are kept by variance, so the masks
+ * of a mask average that share a prefix share them. */
+#define IP_CACHE 64
+#define IP_MIN_PAIRS 1024
+#define IP_SPREAD 1e-13
+
 typedef struct {
   side_t rows, cols;
   double *kr, *kc, *mr, *mc; /* K_phi(x,x) and feature means of my rows / columns */
   int *t0;                   /* per local column: first local row on or below the diagonal */
   double *K, *T;             /* column scratch */
   double *a;                 /* a_l of the current mask */
+  long long pairs;           /* my lower-triangle entries */
+  const ntk_dual_cheb **ip;  /* per layer, into cache */
+  ntk_dual_cheb cache[IP_CACHE];
+  int ncache;
 } work_t;
 
 static void work_free(work_t *w) {
@@ -362,6 +393,8 @@ static void work_free(work_t *w) {
   side_free(&w->cols);
   free(w->kr), free(w->kc), free(w->mr), free(w->mc), free(w->t0), free(w->K), free(w->T);
   free(w->a);
+  free(w->ip);
+  for (int k = 0; k < w->ncache; ++k) ntk_dual_cheb_free(&w->cache[k]);
   memset(w, 0, sizeof *w);
 }
 
@@ -378,6 +411,7 @@ static int work_alloc(work_t *w, const ntk_dmat *Kphi, const double *diag, const
   NTK_ALLOC(w->K, mloc, "analytic column scratch");
   NTK_ALLOC(w->T, mloc, "analytic column scratch");
   NTK_ALLOC(w->a, L > 0 ? L : 1, "block scales");
+  NTK_ALLOC(w->ip, L > 0 ? L : 1, "interpolants");
   for (int il = 0; il < mloc; ++il) {
     int i = ntk_dmat_row_l2g(Kphi, il);
     w->kr[il] = diag[i];
@@ -389,16 +423,47 @@ static int work_alloc(work_t *w, const ntk_dmat *Kphi, const double *diag, const
     w->mc[jl] = mean0 ? mean0[j] : 0.0;
     while (t < mloc && ntk_dmat_row_l2g(Kphi, t) < j) ++t;
     w->t0[jl] = t;
+    w->pairs += mloc - t;
+  }
+  return NTK_OK;
+}
+
+/* the common Sigma^l(x,x) of all my samples, or 0 if they differ by more than IP_SPREAD */
+static double common_variance(const work_t *w, int l) {
+  const side_t *sd[2] = {&w->rows, &w->cols};
+  double S0 = -1.0;
+  for (int k = 0; k < 2; ++k)
+    for (int t = 0; t < sd[k]->cnt; ++t) {
+      double S = sd[k]->S[(size_t)l * sd[k]->cnt + t];
+      if (S0 < 0.0) S0 = S;
+      if (!(fabs(S - S0) <= IP_SPREAD * S0)) return 0.0;
+    }
+  return S0 > 0.0 ? S0 : 0.0;
+}
+
+static int choose_interpolants(const rec_t *R, work_t *w) {
+  for (int l = 0; l < R->L; ++l) w->ip[l] = NULL;
+  if (ntk_dual_closed_form(R->act) || R->D->q || w->pairs < IP_MIN_PAIRS) return NTK_OK;
+  for (int l = 0; l < R->L; ++l) {
+    if (R->skip && R->a[l] == 0.0) continue;
+    double S = common_variance(w, l);
+    if (S == 0.0) continue;
+    for (int k = 0; k < w->ncache && !w->ip[l]; ++k)
+      if (fabs(w->cache[k].S - S) <= IP_SPREAD * S) w->ip[l] = &w->cache[k];
+    if (w->ip[l] || w->ncache == IP_CACHE) continue; /* a full cache: direct evaluation */
+    NTK_CHECK(ntk_dual_cheb_build(R->D, S, &w->cache[w->ncache]));
+    w->ip[l] = &w->cache[w->ncache++];
   }
   return NTK_OK;
 }
 
 /* nngp += weight * K_f(xi), ntk += weight * Theta_inf(xi) on my lower-triangle entries. */
-static void accumulate_mask(const rec_t *R, work_t *w, const ntk_dmat *Kphi, double weight,
-                            ntk_dmat *nngp, ntk_dmat *ntk) {
+static int accumulate_mask(const rec_t *R, work_t *w, const ntk_dmat *Kphi, double weight,
+                           ntk_dmat *nngp, ntk_dmat *ntk) {
   const double sw2 = R->sw2, sb2 = R->sb2;
   side_compute(R, &w->rows, w->kr, R->project ? NULL : w->mr);
   side_compute(R, &w->cols, w->kc, R->project ? NULL : w->mc);
+  NTK_CHECK(choose_interpolants(R, w));
   const int rows_zero = side_has_zero(&w->rows, R->L, -1);
   for (int jl = 0; jl < Kphi->nloc; ++jl) {
     const int j = ntk_dmat_col_l2g(Kphi, jl), t0 = w->t0[jl], cnt = Kphi->mloc - t0;
@@ -427,6 +492,7 @@ static void accumulate_mask(const rec_t *R, work_t *w, const ntk_dmat *Kphi, dou
       outt[t] += weight * (kf + sw2 * w->T[t]);
     }
   }
+  return NTK_OK;
 }
 
 /* Blocks with 0 < p_l < 1 are the only random ones; enumerate those. */
@@ -438,7 +504,7 @@ static int count_free(const double *p, int L) {
 
 int ntk_analytic_from_input(const ntk_config *cfg, const ntk_dmat *Kphi, const double *diag,
                             const double *mean0, int mode, const double *xi, ntk_dmat *nngp,
-                            ntk_dmat *ntk, int *n_masks) {
+                            ntk_dmat *ntk, ntk_analytic_info *info) {
   memset(nngp, 0, sizeof *nngp);
   memset(ntk, 0, sizeof *ntk);
   NTK_CHECK(ntk_analytic_check(cfg));
@@ -460,10 +526,12 @@ int ntk_analytic_from_input(const ntk_config *cfg, const ntk_dmat *Kphi, const d
   R.sb2 = cfg->model.bias_std * cfg->model.bias_std;
 
   ntk_quad q = {0};
+  ntk_dual D;
   work_t w = {0};
   double *alpha = NULL, *p = NULL;
   int rc = NTK_OK;
-  if (!ntk_dual_closed_form(R.act)) rc = ntk_quad_create(cfg->analytic.quadrature_order, &q);
+  if (!ntk_dual_closed_form(R.act) && cfg->analytic.quadrature_order > 0)
+    rc = ntk_quad_create(cfg->analytic.quadrature_order, &q);
   if (!rc) rc = ntk_dmat_create(g, N, N, nngp);
   if (!rc) rc = ntk_dmat_create(g, N, N, ntk);
   if (!rc) rc = work_alloc(&w, Kphi, diag, mean0, L);
@@ -471,8 +539,10 @@ int ntk_analytic_from_input(const ntk_config *cfg, const ntk_dmat *Kphi, const d
   if (!rc && !(p = ntk_calloc(L > 0 ? L : 1, sizeof *p, "survival"))) rc = ntk_err_code();
   rc = ntk_err_sync(g->comm, rc);
   if (rc) goto done;
-  R.q = q.n ? &q : NULL;
+  ntk_dual_init(&D, R.act, cfg->model.leaky_slope, q.n ? &q : NULL);
+  R.D = &D;
   R.a = w.a;
+  R.ip = w.ip;
   for (int l = 1; l <= L; ++l) {
     alpha[l - 1] = ntk_config_alpha(cfg, l);
     p[l - 1] = ntk_config_survival(cfg, l);
@@ -482,11 +552,11 @@ int ntk_analytic_from_input(const ntk_config *cfg, const ntk_dmat *Kphi, const d
   if (!R.skip || mode == NTK_NETWORK_EVAL) {
     /* the plain MLP uses neither alpha nor xi: every mask gives the same kernel */
     for (int l = 0; l < L; ++l) w.a[l] = p[l] * alpha[l];
-    accumulate_mask(&R, &w, Kphi, 1.0, nngp, ntk);
+    rc = accumulate_mask(&R, &w, Kphi, 1.0, nngp, ntk);
     used = 1;
   } else if (mode == NTK_NETWORK_MASK) {
     for (int l = 0; l < L; ++l) w.a[l] = xi[l] * alpha[l];
-    accumulate_mask(&R, &w, Kphi, 1.0, nngp, ntk);
+    rc = accumulate_mask(&R, &w, Kphi, 1.0, nngp, ntk);
     used = 1;
   } else if (count_free(p, L) <= cfg->analytic.enumerate_depth) {
     int nf = count_free(p, L);
@@ -504,7 +574,7 @@ int ntk_analytic_from_input(const ntk_config *cfg, const ntk_dmat *Kphi, const d
         }
         w.a[l] = x * alpha[l];
       }
-      accumulate_mask(&R, &w, Kphi, weight, nngp, ntk);
+      if ((rc = accumulate_mask(&R, &w, Kphi, weight, nngp, ntk))) break;
       ++used;
     }
   } else {
@@ -519,12 +589,24 @@ int ntk_analytic_from_input(const ntk_config *cfg, const ntk_dmat *Kphi, const d
         double x = (p[l - 1] >= 1.0 || u < p[l - 1]) ? 1.0 : 0.0;
         w.a[l - 1] = x * alpha[l - 1];
       }
-      accumulate_mask(&R, &w, Kphi, 1.0 / S, nngp, ntk);
+      if ((rc = accumulate_mask(&R, &w, Kphi, 1.0 / S, nngp, ntk))) break;
     }
     used = S;
   }
+  rc = ntk_err_sync(g->comm, rc);
+  if (rc) goto done;
   ntk_log_debug("analytic kernel: %d mask(s)", used);
-  if (n_masks) *n_masks = used;
+  if (info) {
+    /* the largest estimate of any rank (NaN, a fixed rule, wins) */
+    double e = D.err, emax = 0.0;
+    int fixed = isnan(e), anyfixed = 0;
+    e = fixed ? 0.0 : e;
+    MPI_Allreduce(&e, &emax, 1, MPI_DOUBLE, MPI_MAX, g->comm);
+    MPI_Allreduce(&fixed, &anyfixed, 1, MPI_INT, MPI_MAX, g->comm);
+    info->n_masks = used;
+    info->dual_error = anyfixed ? NAN : emax;
+    info->closed_form = ntk_dual_closed_form(R.act);
+  }
   rc = ntk_dmat_symmetrize_lower(nngp);
   if (!rc) rc = ntk_dmat_symmetrize_lower(ntk);
 
@@ -542,7 +624,8 @@ done:
 }
 
 int ntk_analytic_compute(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *X, int mode,
-                         const double *xi, ntk_dmat *nngp, ntk_dmat *ntk, int *n_masks) {
+                         const double *xi, ntk_dmat *nngp, ntk_dmat *ntk,
+                         ntk_analytic_info *info) {
   NTK_CHECK(ntk_analytic_check(cfg));
   ntk_timer_start(NTK_PHASE_ANALYTIC);
   const int N = X->m;
@@ -555,7 +638,7 @@ int ntk_analytic_compute(const ntk_config *cfg, const ntk_grid *g, const ntk_dma
     rc = ntk_err_code();
   rc = ntk_err_sync(g->comm, rc);
   if (!rc) rc = input_kernel_lower(cfg, g, X, &K, diag, mean0);
-  if (!rc) rc = ntk_analytic_from_input(cfg, &K, diag, mean0, mode, xi, nngp, ntk, n_masks);
+  if (!rc) rc = ntk_analytic_from_input(cfg, &K, diag, mean0, mode, xi, nngp, ntk, info);
   ntk_dmat_free(&K);
   free(diag);
   free(mean0);

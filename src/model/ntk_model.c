@@ -12,17 +12,34 @@
 
 static const int ione = 1;
 
-double ntk_act(int activation, double x) {
+/* logistic 1/(1+e^-x) without overflow for either sign */
+static inline double logistic(double x) {
+  if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
+  double e = exp(x);
+  return e / (1.0 + e);
+}
+
+double ntk_act(int activation, double slope, double x) {
   switch (activation) {
     case NTK_ACT_RELU: return x > 0.0 ? x : 0.0;
     case NTK_ACT_ERF: return erf(x);
     case NTK_ACT_TANH: return tanh(x);
     case NTK_ACT_GELU: return 0.5 * x * erfc(-x * M_SQRT1_2);
+    case NTK_ACT_LEAKY_RELU: return x > 0.0 ? x : slope * x;
+    case NTK_ACT_ABS: return fabs(x);
+    case NTK_ACT_SIN: return sin(x);
+    case NTK_ACT_COS: return cos(x);
+    case NTK_ACT_SOFTPLUS: return (x > 0.0 ? x : 0.0) + log1p(exp(-fabs(x)));
+    case NTK_ACT_SILU: return x * logistic(x);
+    case NTK_ACT_SIGMOID: return logistic(x);
+    case NTK_ACT_SIGN: return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : 0.0);
     default: return x;
   }
 }
 
-double ntk_act_deriv(int activation, double x) {
+/* At a kink the derivative is the left one (relu'(0) = 0, leaky_relu'(0) = slope,
+ * abs'(0) = -1); sign' is 0 everywhere, as automatic differentiation has it. */
+double ntk_act_deriv(int activation, double slope, double x) {
   switch (activation) {
     case NTK_ACT_RELU: return x > 0.0 ? 1.0 : 0.0;
     case NTK_ACT_ERF: return M_2_SQRTPI * exp(-x * x);
@@ -31,6 +48,17 @@ double ntk_act_deriv(int activation, double x) {
       return 1.0 - t * t;
     }
     case NTK_ACT_GELU: return 0.5 * erfc(-x * M_SQRT1_2) + x * exp(-0.5 * x * x) * 0.5 * M_2_SQRTPI * M_SQRT1_2;
+    case NTK_ACT_LEAKY_RELU: return x > 0.0 ? 1.0 : slope;
+    case NTK_ACT_ABS: return x > 0.0 ? 1.0 : -1.0;
+    case NTK_ACT_SIN: return cos(x);
+    case NTK_ACT_COS: return -sin(x);
+    case NTK_ACT_SOFTPLUS: return logistic(x);
+    case NTK_ACT_SILU: {
+      double s = logistic(x);
+      return s + x * s * logistic(-x);
+    }
+    case NTK_ACT_SIGMOID: return logistic(x) * logistic(-x);
+    case NTK_ACT_SIGN: return 0.0;
     default: return 1.0;
   }
 }
@@ -76,6 +104,7 @@ int ntk_model_init(const ntk_config *cfg, const ntk_grid *g, int d, int k, ntk_m
   M->L = cfg->model.depth;
   M->skip = cfg->residual.skip;
   M->activation = cfg->model.activation;
+  M->slope = cfg->model.leaky_slope;
   M->sw = cfg->model.weight_std;
   M->sb = cfg->model.bias_std;
   const uint64_t seed = cfg->seed;
@@ -232,9 +261,9 @@ int ntk_model_forward(const ntk_model *M, const ntk_dmat *X, const double *xi_in
     const double s = F->xi[l - 1] * M->alpha[l - 1];
     const size_t len = (size_t)z->lld * z->nloc;
     if (M->skip) {
-      for (size_t e = 0; e < len; ++e) h->a[e] = hp->a[e] + s * ntk_act(M->activation, z->a[e]);
+      for (size_t e = 0; e < len; ++e) h->a[e] = hp->a[e] + s * ntk_act(M->activation, M->slope, z->a[e]);
     } else {
-      for (size_t e = 0; e < len; ++e) h->a[e] = ntk_act(M->activation, z->a[e]);
+      for (size_t e = 0; e < len; ++e) h->a[e] = ntk_act(M->activation, M->slope, z->a[e]);
     }
   }
   ntk_dmat_panels_release();
@@ -290,7 +319,7 @@ int ntk_model_backward(const ntk_model *M, const ntk_dmat *X, const ntk_forward 
     const ntk_dmat *z = &F->z[l - 1];
     const double s = M->skip ? F->xi[l - 1] * M->alpha[l - 1] : 1.0;
     const size_t len = (size_t)z->lld * z->nloc;
-    for (size_t e = 0; e < len; ++e) gz.a[e] = gh.a[e] * s * ntk_act_deriv(M->activation, z->a[e]);
+    for (size_t e = 0; e < len; ++e) gz.a[e] = gh.a[e] * s * ntk_act_deriv(M->activation, M->slope, z->a[e]);
     err = visit_group(visit, ctx, NTK_GROUP_BLOCK(l), &gz, &F->h[l - 1], c, M->sb);
     if (err) goto done;
     /* dF/dh^{l-1} = [skip] dF/dh^l + c gz W^l */
