@@ -35,28 +35,13 @@
 #include "ntk_model.h"
 #include "ntk_ntk.h"
 
-#define NPTS 6
 #define NVAR 8
 #define FAMILY_ALPHA 1e-3
 #define RESOLUTION 0.08
 
 static int rank_;
 
-#define OK(call)                                                                       \
-  do {                                                                                 \
-    if ((call) != NTK_OK) {                                                            \
-      fprintf(stderr, "rank %d: %s failed: %s\n", rank_, #call, ntk_err_message());    \
-      MPI_Abort(MPI_COMM_WORLD, 1);                                                    \
-    }                                                                                  \
-  } while (0)
-
-static double points(int i, int j, void *ctx) {
-  (void)ctx;
-  /* six points spread over the unit sphere in R^3, some close, some far apart */
-  static const double P[NPTS][3] = {{1, 0, 0}, {0.8, 0.6, 0}, {0, 1, 0},
-                                    {0, 0.6, 0.8}, {-0.6, 0, 0.8}, {0.36, -0.48, 0.8}};
-  return P[i][j];
-}
+#include "ntk_limit_points.h"
 
 /* The gathered matrix on rank 0 (NPTS x NPTS), nothing elsewhere. */
 static void gather(const ntk_dmat *A, double *out) {
