@@ -22,6 +22,7 @@
 #include "ntk_error.h"
 #include "ntk_grid.h"
 #include "ntk_output.h"
+#include "ntk_output_timing.h"
 
 static int rank, nchecks, nfail;
 

@@ -9,9 +9,8 @@
 #ifndef NTK_OUTPUT_H
 #define NTK_OUTPUT_H
 #include <hdf5.h>
-#include "ntk_config.h"
 #include "ntk_grid.h"
-#include "ntk_timer.h"
+#include "ntk_schema.h"
 
 typedef struct {
   const ntk_grid *g;
@@ -64,9 +63,6 @@ int ntk_output_append_dmat(ntk_output *o, const char *name, const ntk_dmat *A);
 /* Collective H5Fflush. */
 int ntk_output_flush(ntk_output *o);
 
-/* Collective: /timing group with per-phase min/avg/max seconds and flops. */
-int ntk_output_write_timing(ntk_output *o, const ntk_timer_stat *stats, int nstats);
-
 /* Collective: read this rank's blocks of A from dataset `name` of an open file `f` (2-D
  * (m, n), or slice `lead` of a 3-D (count, m, n) one; lead < 0 for 2-D), the inverse of
  * ntk_output_write_dmat.  A wrong shape or a missing dataset is NTK_ERR_INPUT naming
@@ -115,11 +111,6 @@ int64_t ntk_output_stage_bytes(int64_t local_bytes);
  * that (its ranks may wait in different collectives forever), so ntk_output_close then
  * prints the error line and ends the job with MPI_Abort, leaving PATH.partial as last
  * flushed.  The extra claimed blocks are released when the file is closed. */
-/* Bytes the result file of `ntkspec run` takes on disk: an upper estimate from the
- * configuration and the shapes (N samples, n_test, d inputs, k outputs, T measurements of
- * the schedule), chunk padding and a fixed allowance for HDF5 metadata included. */
-double ntk_output_estimate_bytes(const ntk_config *cfg, int N, int n_test, int d, int k,
-                                 long long T);
 /* Collective, before any data is loaded: rank 0 checks the output folder of `path` and all
  * ranks share its verdict (NTK_ERR_INPUT, one line): the folder exists, a probe file can be
  * created and removed in it (a read-only mount is refused also for root, whom access(2)

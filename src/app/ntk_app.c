@@ -21,6 +21,8 @@
 #include "ntk_model.h"
 #include "ntk_ntk.h"
 #include "ntk_output.h"
+#include "ntk_output_estimate.h"
+#include "ntk_output_timing.h"
 #include "ntk_signal.h"
 #include "ntk_timer.h"
 #include "ntk_train.h"
