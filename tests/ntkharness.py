@@ -58,6 +58,16 @@ class Report:
             _any_failed = True
             print("FAIL:", what, flush=True)
 
+    def one_error_line(self, p, words, what):
+        """A refusal as the standards want it: exit status 2, one line `ntkspec: error: ...`
+        on stderr, naming each of `words`."""
+        lines = [l for l in p.stderr.splitlines() if l.strip()]
+        self.check(p.returncode == 2, "%s: exit status %d, expected 2: %s" % (what, p.returncode, p.stderr[-600:]))
+        self.check(len(lines) == 1 and lines[0].startswith("ntkspec: error:"),
+                   "%s: one error line, got %r" % (what, lines[-5:]))
+        for w in words:
+            self.check(w in p.stderr, "%s: message names %r: %s" % (what, w, p.stderr.strip()[-400:]))
+
     def finish(self):
         print("%d passed, %d failed" % (self.passed, self.failed))
         return 1 if self.failed else 0

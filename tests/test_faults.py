@@ -40,13 +40,7 @@ tmp = H.tmpdir()
 section = H.section
 
 
-def one_error_line(p, words, what):
-    lines = [l for l in p.stderr.splitlines() if l.strip()]
-    R.check(p.returncode == 2, "%s: exit status %d, expected 2: %s" % (what, p.returncode, p.stderr[-600:]))
-    R.check(len(lines) == 1 and lines[0].startswith("ntkspec: error:"),
-            "%s: one error line, got %r" % (what, lines[-5:]))
-    for w in words:
-        R.check(w in p.stderr, "%s: message names %r: %s" % (what, w, p.stderr.strip()[-400:]))
+one_error_line = R.one_error_line
 
 
 def children(pid):

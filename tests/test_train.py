@@ -415,8 +415,10 @@ if section("restart"):
     R.check(p.returncode == 0, "resume on 4 ranks: " + p.stderr[-500:])
     close(traj(out), Tref, 1e-10, "SIGUSR1 + resume on 4 ranks")
 
-    # refusals: another configuration, no checkpoint
-    p = H.run(["run", cfg, "-q", "--resume", "--set", "output.path=" + pa, "--set", "model.width=32"], np=1)
+    # refusals: another configuration, no checkpoint (pa is complete: more steps, so that
+    # the resume is refused for the width, not as "nothing to resume")
+    p = H.run(["run", cfg, "-q", "--resume", "--set", "output.path=" + pa, "--set", "model.width=32",
+               "--set", "train.steps=700"], np=1)
     R.check(p.returncode == 2 and "model.width" in p.stderr, "resume refuses another width: " + p.stderr[-300:])
     with h5py.File(pa, "r") as f:
         R.check(f.attrs["status"] == "complete", "a refused resume leaves the file alone")

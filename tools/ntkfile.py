@@ -1,7 +1,50 @@
 """Small readers for ntkspec result files shared by the tools in this folder (Debian's
-python3-h5py and python3-yaml)."""
+python3-h5py and python3-yaml).
+
+The names of the file come from ntk_schema.json beside this file: `ntkspec schema` prints
+it from the C table the writer uses (src/io/ntk_schema.c), and the test output_schema
+checks that the committed copy equals it."""
+import json
+import os
+import re
+
 import h5py
 import yaml
+
+SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ntk_schema.json")
+_schema = None
+
+
+def schema():
+    """The file format's names (ntk_schema.json) as a dict."""
+    global _schema
+    if _schema is None:
+        with open(SCHEMA_FILE) as f:
+            _schema = json.load(f)
+    return _schema
+
+
+def trajectory_names():
+    """The /trajectory series in the order a measurement appends them."""
+    return [s["name"] for s in schema()["trajectory"]]
+
+
+def dataset(name):
+    """'/GROUP/NAME' for a dataset name ntkspec writes ('trajectory/eigenvalues',
+    '/analytic/ntk', 'params/step_0/W'); KeyError for any other, so a renamed dataset fails
+    the tools' tests instead of reading as absent."""
+    n = name.strip("/")
+    group, _, leaf = n.rpartition("/")
+    sch = schema()
+    if group == "trajectory":
+        ok = leaf in trajectory_names()
+    else:
+        ok = any(g["items"] == "datasets" and leaf in g["names"] and
+                 re.fullmatch(re.escape(g["group"].strip("/")).replace(re.escape("<t>"), "[0-9]+"), group)
+                 for g in sch["groups"])
+    if not ok:
+        raise KeyError("%s is not a dataset of the ntkspec file format (%s)" % (name, SCHEMA_FILE))
+    return "/" + n
 
 
 def _text(v):

@@ -31,20 +31,21 @@ def read_one(path):
         cfg = ntkfile.effective_config(f)
         r = {"file": path, "width": int(cfg.get("model.width", 0)), "seed": cfg.get("seed", "?"),
              "N": int(cfg.get("data.n_train", 0)), "dist": None, "lam": None, "missing": []}
-        has_ntk = "trajectory" in f and "ntk" in f["trajectory"]
-        has_inf = "analytic" in f and "ntk" in f["analytic"]
+        ntk, inf_ntk = ntkfile.dataset("trajectory/ntk"), ntkfile.dataset("analytic/ntk")
+        eig, inf_eig = ntkfile.dataset("trajectory/eigenvalues"), ntkfile.dataset("analytic/eigenvalues")
+        has_ntk, has_inf = ntk in f, inf_ntk in f
         if has_ntk and has_inf:
-            theta = f["trajectory/ntk"][0]
-            inf = f["analytic/ntk"][()]
+            theta = f[ntk][0]
+            inf = f[inf_ntk][()]
             r["dist"] = float(np.linalg.norm(theta - inf) / np.linalg.norm(inf))
         else:
-            r["missing"] += [n for n, ok in (("/trajectory/ntk", has_ntk), ("/analytic/ntk", has_inf)) if not ok]
-        if "analytic" in f and "eigenvalues" in f["analytic"] and "trajectory" in f and "eigenvalues" in f["trajectory"]:
-            lam = float(f["trajectory/eigenvalues"][0][0])
-            lam_inf = float(f["analytic/eigenvalues"][0])
+            r["missing"] += [n for n, ok in ((ntk, has_ntk), (inf_ntk, has_inf)) if not ok]
+        if inf_eig in f and eig in f:
+            lam = float(f[eig][0][0])
+            lam_inf = float(f[inf_eig][0])
             r["lam"] = abs(lam - lam_inf) / abs(lam_inf)
-        elif "/analytic/eigenvalues" not in r["missing"]:
-            r["missing"].append("/analytic/eigenvalues")
+        elif inf_eig not in r["missing"]:
+            r["missing"].append(inf_eig)
     return r
 
 

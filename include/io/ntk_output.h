@@ -1,11 +1,16 @@
-/* ntk_output: the parallel HDF5 result file (names fixed by MODEL.md).  Opened
- * collectively with MPI-IO as PATH.partial; distributed matrices are written straight
- * from the block-cyclic layout by every rank (collective hyperslab writes); replicated
- * data is written by rank 0 inside collective calls.  Trajectory datasets are chunked and
- * extendible: each measurement appends one row and flushes, so a killed run keeps every
- * completed step.  ntk_output_close sets the `status` attribute and renames the file to
- * PATH; a run that fails keeps only PATH.partial (never a complete-looking file).  Disk
- * space is checked before any compute and claimed ahead of every write (below). */
+/* ntk_output: the parallel HDF5 result file, its names from ntk_schema.  Created
+ * collectively with MPI-IO as PATH.partial (valid HDF5 from its first byte: made as
+ * PATH.partial.new and renamed after its first flush); distributed matrices are written
+ * straight from the block-cyclic layout by every rank (collective hyperslab writes);
+ * replicated data is written by rank 0 inside collective calls.  Trajectory datasets are
+ * chunked and extendible: each measurement appends one row per schema series and flushes,
+ * so a killed run keeps every completed step.  ntk_output_close sets the `status`
+ * attribute and renames the file to PATH; a run that fails keeps only PATH.partial (never
+ * a complete-looking file).  Only regular files are replaced or removed; one run per path
+ * (the output lock).  Disk space is checked before any compute and claimed ahead of every
+ * write (below).  The size estimate and /timing are in ntk_output_estimate.h and
+ * ntk_output_timing.h, the reads of a checkpoint in ntk_input.h; the sources are
+ * src/io/ntk_output_*.c, one per concern. */
 #ifndef NTK_OUTPUT_H
 #define NTK_OUTPUT_H
 #include <hdf5.h>
@@ -16,7 +21,8 @@ typedef struct {
   const ntk_grid *g;
   hid_t file;
   char path[1024];
-  char partial[1040];
+  char partial[1048];
+  char creating[1048]; /* PATH.partial.new: the file until its first flush */
   long long nsteps; /* rows appended to /trajectory/step so far */
   /* rank 0: disk blocks claimed ahead of HDF5's writes (fallocate), up to `reserved`
    * bytes, through claim_fd; seen_size is the file's size at the last claim */
@@ -28,6 +34,18 @@ typedef struct {
 
 /* The folder of a file path ("." for a bare name, "/" for a file in the root). */
 void ntk_path_dirname(const char *path, char *dir, size_t len);
+
+/* Collective: one run per output path (docs/OUTPUT.md "Output lock"), taken by a command
+ * before it removes, renames or creates anything at PATH and released after
+ * ntk_output_close (the file functions themselves do not lock: a checkpoint, written under
+ * its run's lock, needs none).  Rank 0 checks the folder and that PATH and PATH.partial
+ * are regular or absent, then takes an fcntl write lock on PATH.lock, which records host,
+ * pid, SLURM job and start time; a lock another live process holds is NTK_ERR_INPUT naming
+ * that holder; a lock file whose holder is gone is taken over (a warning says so).  Counted
+ * per process; ntk_output_unlock removes PATH.lock when the count drops to 0 and does
+ * nothing for a path this process does not hold. */
+int ntk_output_lock(MPI_Comm comm, const char *path);
+void ntk_output_unlock(MPI_Comm comm, const char *path);
 
 /* Collective.  Fails (NTK_ERR_INPUT) if PATH exists and !overwrite, or the folder is not
  * writable (a probe file is created and removed there); removes a stale PATH.partial.
@@ -60,14 +78,30 @@ int ntk_output_append_scalar(ntk_output *o, const char *name, double value);
 int ntk_output_append_int(ntk_output *o, const char *name, long long value);
 int ntk_output_append_row(ntk_output *o, const char *name, int len, const double *row);
 int ntk_output_append_dmat(ntk_output *o, const char *name, const ntk_dmat *A);
+/* One measurement's row of the /trajectory series (ntk_schema_trajectory), filled with
+ * the setters below; unset series are not written at this measurement. */
+typedef struct {
+  int set;        /* the ntk_series_kind the setter was for + 1; 0: not written */
+  double x;       /* NTK_SERIES_SCALAR */
+  long long i;    /* NTK_SERIES_INT */
+  int len;        /* NTK_SERIES_ROW_*: `len` values at `row` */
+  const double *row;
+  const ntk_dmat *A; /* NTK_SERIES_NN, NTK_SERIES_NK */
+} ntk_series_value;
+void ntk_series_scalar(ntk_series_value *v, ntk_traj_id id, double x);
+void ntk_series_int(ntk_series_value *v, ntk_traj_id id, long long i);
+void ntk_series_row(ntk_series_value *v, ntk_traj_id id, int len, const double *row);
+void ntk_series_dmat(ntk_series_value *v, ntk_traj_id id, const ntk_dmat *A);
+/* Collective: append every set series of v[NTK_TRAJ_COUNT] in the schema's order, then
+ * flush.  A value set with the wrong setter for its series is NTK_ERR_INTERNAL. */
+int ntk_output_append_measurement(ntk_output *o, const ntk_series_value *v);
+/* Collective: the whole /trajectory/step column (rows values; *steps malloc'd, NULL when
+ * rows is 0), read by every rank; for --resume. */
+int ntk_output_read_steps(ntk_output *o, long long **steps, long long *rows);
+/* Collective: an integer root attribute, `dflt` when the file does not have it. */
+int ntk_output_attr_get_int(ntk_output *o, const char *name, long long dflt, long long *value);
 /* Collective H5Fflush. */
 int ntk_output_flush(ntk_output *o);
-
-/* Collective: read this rank's blocks of A from dataset `name` of an open file `f` (2-D
- * (m, n), or slice `lead` of a 3-D (count, m, n) one; lead < 0 for 2-D), the inverse of
- * ntk_output_write_dmat.  A wrong shape or a missing dataset is NTK_ERR_INPUT naming
- * `label` (e.g. "checkpoint FILE"). */
-int ntk_output_read_dmat(hid_t f, const char *label, const char *name, long long lead, ntk_dmat *A);
 
 /* Collective: set status, close; rename PATH.partial -> PATH unless status is "failed".
  * The file is flushed with status still "running" before the final status is set, and the
@@ -116,9 +150,17 @@ int64_t ntk_output_stage_bytes(int64_t local_bytes);
  * created and removed in it (a read-only mount is refused also for root, whom access(2)
  * lets write anywhere else), PATH is absent unless overwrite (not with resume), and `bytes`
  * fit in its free space (statvfs f_bavail, plus what the run will replace: PATH with
- * overwrite, a stale PATH.partial; with resume only what the existing file lacks).  With
- * dry_run it prints the estimate and the free space and never fails. */
+ * overwrite, a stale PATH.partial; with resume only what the existing file lacks).  PATH
+ * and PATH.partial must be regular files or absent.  With resume, a PATH whose status is
+ * "complete" at a last_step >= `steps` (train.steps: nothing left to do) or "diverged" is
+ * refused naming its status.  With dry_run it prints the estimate and the free space and
+ * never fails. */
 int ntk_output_precheck(MPI_Comm comm, const char *path, int overwrite, int resume,
-                        double bytes, int dry_run);
+                        long long steps, double bytes, int dry_run);
+/* Collective, before anything is written: the output (PATH and PATH.partial), the input
+ * `data` and the checkpoint `ckpt` (either may be NULL or "") must be three different files
+ * (the same device and inode, or the same folder and name where a file does not exist yet,
+ * is refused: NTK_ERR_INPUT, one line). */
+int ntk_output_check_distinct(MPI_Comm comm, const char *out, const char *data, const char *ckpt);
 
 #endif

@@ -20,6 +20,12 @@
 #define NTK_ATTR_KIND "kind"
 #define NTK_ATTR_STEP "step"
 #define NTK_ATTR_RESUME_COUNT "resume_count"
+/* Values of `status` (docs/OUTPUT.md "Life cycle of the file"). */
+#define NTK_STATUS_RUNNING "running"
+#define NTK_STATUS_COMPLETE "complete"
+#define NTK_STATUS_INTERRUPTED "interrupted"
+#define NTK_STATUS_DIVERGED "diverged"
+#define NTK_STATUS_FAILED "failed"
 /* `kind` of a checkpoint file (a result file has no `kind`) */
 #define NTK_KIND_CHECKPOINT "ntkspec-checkpoint"
 
@@ -92,7 +98,8 @@ typedef struct {
 } ntk_schema_item;
 
 typedef struct {
-  const char *group; /* "/" for the root, "/data", "/params/step_<t>", ... */
+  const char *group; /* "/" for the root, "/data", "/params/step_<t>", ...; a checkpoint's
+                      * groups are "checkpoint:/", "checkpoint:/params", ... */
   int attributes;    /* 1: the items are attributes of the group, 0: datasets in it */
   const char *when;
   const ntk_schema_item *items; /* terminated by {NULL, NULL} */

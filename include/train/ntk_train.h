@@ -83,8 +83,4 @@ double ntk_train_predict_loss(const ntk_kernel_ref *ref, double lr, int N, long 
  * checkpoint measured further); *start_measured says whether step `start` has its row. */
 int ntk_train_resume_output(ntk_trainer *t, long long start, int *start_measured);
 
-/* Names of every /trajectory dataset a measurement may append (NULL-terminated), for
- * --resume to truncate them consistently. */
-extern const char *const ntk_train_trajectory_names[];
-
 #endif

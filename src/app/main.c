@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ntk_app.h"
+#include "ntk_schema.h"
 #include "ntk_signal.h"
 
 static void usage(void) {
@@ -21,6 +22,8 @@ static void usage(void) {
       "        the width, with the fitted log-log slope\n"
       "  info FILE.h5\n"
       "        provenance, status, shapes and a summary of a result file\n"
+      "  schema\n"
+      "        every dataset and attribute name of the file format, as JSON\n"
       "  --help | --version\n"
       "\n"
       "options:\n"
@@ -62,6 +65,8 @@ int main(int argc, char **argv) {
     status = ntk_app_sweep(argc - 2, argv + 2);
   } else if (!strcmp(cmd, "info")) {
     status = ntk_app_info(argc - 2, argv + 2);
+  } else if (!strcmp(cmd, "schema")) {
+    status = rank == 0 && ntk_schema_write_json(stdout) != 0 ? 1 : 0;
   } else {
     if (rank == 0) fprintf(stderr, "ntkspec: error: unknown command '%s' (try ntkspec --help)\n", cmd);
   }

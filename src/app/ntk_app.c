@@ -1,6 +1,5 @@
 #include "ntk_app.h"
 
-#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,7 +127,14 @@ static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
     NTK_CHECK_ALL(ntk_train_schedule_count(cfg, &T));
     double bytes = ntk_output_estimate_bytes(cfg, N, n_test, d, k, T);
     NTK_CHECK(ntk_output_precheck(MPI_COMM_WORLD, cfg->output.path, cfg->output.overwrite,
-                                  st->resume, bytes, st->dry_run));
+                                  st->resume, cfg->train.steps, bytes, st->dry_run));
+  }
+  {
+    /* the input, the checkpoint and the output: three different files */
+    char ck[NTK_PATH_MAX + 16];
+    ntk_checkpoint_path(cfg, ck, sizeof ck);
+    NTK_CHECK(ntk_output_check_distinct(MPI_COMM_WORLD, cfg->output.path, cfg->data.path,
+                                        training ? ck : NULL));
   }
   if (st->dry_run) return NTK_OK;
   NTK_CHECK(ntk_signal_check(MPI_COMM_WORLD, "the setup"));
@@ -171,15 +177,8 @@ static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
     NTK_CHECK(ntk_output_reopen(out, g, cfg->output.path));
     NTK_CHECK(ntk_train_resume_output(tr, first, &first_measured));
     long long count = 0;
-    {
-      /* resume_count: attribute of a previous resume, 0 when absent */
-      hid_t a = H5Aexists(out->file, "resume_count") > 0 ? H5Aopen(out->file, "resume_count", H5P_DEFAULT) : -1;
-      if (a >= 0) {
-        H5Aread(a, H5T_NATIVE_LLONG, &count);
-        H5Aclose(a);
-      }
-    }
-    NTK_CHECK(ntk_output_attr_int(out, "/", "resume_count", count + 1));
+    NTK_CHECK(ntk_output_attr_get_int(out, NTK_ATTR_RESUME_COUNT, 0, &count));
+    NTK_CHECK(ntk_output_attr_int(out, "/", NTK_ATTR_RESUME_COUNT, count + 1));
     NTK_CHECK(ntk_output_attr_int(out, "/", "last_resume_step", first));
     NTK_CHECK(ntk_output_attr_string(out, "/", "last_resume_command_line", ctx->cmdline));
     NTK_CHECK(ntk_output_attr_int(out, "/", "last_resume_mpi_size", g->size));
@@ -258,7 +257,7 @@ static void run_begin(ntk_app_ctx *ctx) {
 
 /* How the run ended names the file's status and the exit status. */
 static void run_set_outcome(ntk_app_ctx *ctx, ntk_train_outcome outcome) {
-  static const char *const names[] = {"complete", "interrupted", "diverged"};
+  static const char *const names[] = {NTK_STATUS_COMPLETE, NTK_STATUS_INTERRUPTED, NTK_STATUS_DIVERGED};
   ctx->status = names[outcome];
   ctx->exit_status = outcome == NTK_TRAIN_INTERRUPTED ? NTK_EXIT_INTERRUPTED
                      : outcome == NTK_TRAIN_DIVERGED  ? NTK_EXIT_DIVERGED

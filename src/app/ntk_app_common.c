@@ -129,6 +129,9 @@ int ntk_app_ctx_grid(ntk_app_ctx *ctx, int samples, int neurons) {
 }
 
 int ntk_app_ctx_data(ntk_app_ctx *ctx) {
+  /* one run per output path, before anything is loaded or written (docs/OUTPUT.md
+   * "Output lock"); released by ntk_app_main once the output is closed */
+  NTK_CHECK(ntk_output_lock(MPI_COMM_WORLD, ctx->cfg.output.path));
   NTK_CHECK(ntk_data_load(&ctx->cfg, &ctx->g, &ctx->data));
   ctx->have_data = 1;
   NTK_CHECK(ntk_signal_check(MPI_COMM_WORLD, "the setup"));
@@ -154,7 +157,7 @@ static int close_output(ntk_app_ctx *ctx, int err) {
   }
   /* a signal before anything worth keeping (NTK_ERR_INTERRUPTED) leaves no file at all */
   int cerr = err == NTK_ERR_INTERRUPTED ? ntk_output_discard(&ctx->out)
-                                        : ntk_output_close(&ctx->out, err ? "failed" : ctx->status);
+                                        : ntk_output_close(&ctx->out, err ? NTK_STATUS_FAILED : ctx->status);
   if (!err) err = ntk_err_sync(MPI_COMM_WORLD, cerr);
   return err;
 }
@@ -174,7 +177,7 @@ int ntk_app_main(const ntk_app_command *cmd, void *state, int argc, char **argv)
   ctx.cmd = cmd;
   ctx.state = state;
   ctx.out.file = -1;
-  ctx.status = "complete";
+  ctx.status = NTK_STATUS_COMPLETE;
   ntk_timer_reset();
   if (cmd->begin) cmd->begin(&ctx);
   ntk_config_defaults(&ctx.cfg);
@@ -186,6 +189,8 @@ int ntk_app_main(const ntk_app_command *cmd, void *state, int argc, char **argv)
     err = cmd->body(&ctx);
   }
   err = close_output(&ctx, ntk_app_agree(err));
+  /* PATH is in place (or the run failed): a run that starts now sees the finished file */
+  ntk_output_unlock(MPI_COMM_WORLD, ctx.cfg.output.path);
   if (err) {
     ntk_log_error_line(ntk_err_message());
     if (getenv("NTK_DEBUG")) ntk_err_print_trace();
@@ -205,7 +210,7 @@ int ntk_app_write_provenance(ntk_output *out, const ntk_config *cfg, const ntk_g
                              const char *cmdline, const char *start) {
   char *yaml = ntk_config_to_yaml(cfg);
   if (!yaml) return ntk_err_set(NTK_ERR_MEMORY, "out of memory printing the configuration");
-  int err = ntk_output_attr_string(out, "/", "config", yaml);
+  int err = ntk_output_attr_string(out, "/", NTK_ATTR_CONFIG, yaml);
   free(yaml);
   NTK_CHECK(err);
   char buf[512];

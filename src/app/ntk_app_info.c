@@ -20,6 +20,7 @@
 #include "ntk_error.h"
 #include "ntk_h5check.h"
 #include "ntk_log.h"
+#include "ntk_schema.h"
 
 #define INFO_MAXDIMS 8
 #define NTK_INFO_PATH 4096
@@ -296,10 +297,10 @@ static int open_checked(info_file *in, const char *path) {
                        detail[0] ? " HDF5 says: " : "", detail);
   }
   char fmt[64];
-  int e = attr_text(in->f, "format", fmt, sizeof fmt);
+  int e = attr_text(in->f, NTK_ATTR_FORMAT, fmt, sizeof fmt);
   if (e == 0) return ntk_err_set(NTK_ERR_INPUT, "%s: not an ntkspec file (no format attribute)", path);
   if (e < 0) return ntk_err_set(NTK_ERR_INPUT, "%s: not an ntkspec file (unreadable format attribute)", path);
-  if (strcmp(fmt, "ntkspec") != 0)
+  if (strcmp(fmt, NTK_FORMAT_NAME) != 0)
     return ntk_err_set(NTK_ERR_INPUT, "%s: not an ntkspec file (format is '%s')", path, fmt);
   return NTK_OK;
 }
@@ -312,21 +313,32 @@ static int ends_with(const char *s, const char *tail) {
 }
 
 static void show_state(info_file *in, long long T) {
-  char status[64];
-  if (attr_text(in->f, "status", status, sizeof status) != 1) snprintf(status, sizeof status, "(none)");
+  char status[64], kind[64], step[32];
+  if (attr_text(in->f, NTK_ATTR_STATUS, status, sizeof status) != 1) snprintf(status, sizeof status, "(none)");
+  if (attr_text(in->f, NTK_ATTR_KIND, kind, sizeof kind) == 1 && !strcmp(kind, NTK_KIND_CHECKPOINT)) {
+    /* a restart file, not a result: its status only says the checkpoint write finished */
+    if (attr_text(in->f, NTK_ATTR_STEP, step, sizeof step) != 1) snprintf(step, sizeof step, "?");
+    if (!strcmp(status, NTK_STATUS_COMPLETE))
+      ntk_log_raw("status      checkpoint at step %s (the restart file of a training run, not a result: "
+                  "continue the run with ntkspec run CONFIG --resume)\n", step);
+    else
+      ntk_log_raw("status      checkpoint at step %s: PARTIAL (status %s: the checkpoint write did not "
+                  "finish; --resume uses the previous checkpoint)\n", step, status);
+    return;
+  }
   int partial_name = ends_with(in->path, ".partial");
   const char *why = NULL;
-  if (!strcmp(status, "complete"))
+  if (!strcmp(status, NTK_STATUS_COMPLETE))
     why = partial_name ? "the run finished but the file was never renamed from .partial" : NULL;
-  else if (!strcmp(status, "running"))
+  else if (!strcmp(status, NTK_STATUS_RUNNING))
     why = "the run is still going, or was killed before it could close the file";
-  else if (!strcmp(status, "interrupted"))
+  else if (!strcmp(status, NTK_STATUS_INTERRUPTED))
     why = "stopped by SIGTERM/SIGUSR1 (e.g. a SLURM time limit) after writing a checkpoint: "
           "continue with ntkspec run CONFIG --resume";
-  else if (!strcmp(status, "diverged"))
+  else if (!strcmp(status, NTK_STATUS_DIVERGED))
     why = "training stopped: the loss or the kernel stopped being finite, or the train loss "
           "exceeded train.divergence_factor times its start";
-  else if (!strcmp(status, "failed"))
+  else if (!strcmp(status, NTK_STATUS_FAILED))
     why = "the run stopped on an error";
   else
     why = "unknown status";
@@ -495,7 +507,7 @@ static int kernel_distance(info_file *in, long long t, long long N, double *dist
   for (long long r0 = 0; ok && r0 < N; r0 += rows) {
     long long nr = r0 + rows <= N ? rows : N - r0;
     ok = read_doubles(in, "/analytic/ntk", (hsize_t)(r0 * N), (hsize_t)(nr * N), a) == 1 &&
-         read_doubles(in, "/trajectory/ntk", (hsize_t)(t * N * N + r0 * N), (hsize_t)(nr * N), b) == 1;
+         read_doubles(in, ntk_schema_trajectory[NTK_TRAJ_NTK].path, (hsize_t)(t * N * N + r0 * N), (hsize_t)(nr * N), b) == 1;
     for (long long i = 0; ok && i < nr * N; ++i) {
       num += (b[i] - a[i]) * (b[i] - a[i]);
       den += a[i] * a[i];
@@ -514,7 +526,7 @@ static int eig_error(info_file *in, const double *lam_inf, hsize_t ninf, long lo
   if (K <= 0 || (hsize_t)K > ninf) return 0;
   double *w = malloc((size_t)K * sizeof *w);
   if (!w) return 0;
-  int ok = read_doubles(in, "/trajectory/eigenvalues", (hsize_t)(t * K), (hsize_t)K, w) == 1;
+  int ok = read_doubles(in, ntk_schema_trajectory[NTK_TRAJ_EIGENVALUES].path, (hsize_t)(t * K), (hsize_t)K, w) == 1;
   double num = 0, den = 0;
   for (long long i = 0; ok && i < K; ++i) {
     num += (w[i] - lam_inf[i]) * (w[i] - lam_inf[i]);
@@ -525,13 +537,6 @@ static int eig_error(info_file *in, const double *lam_inf, hsize_t ninf, long lo
   *err = sqrt(num / den);
   return 1;
 }
-
-/* The metrics of docs/METRICS.md in reading order; any other (T,) dataset follows. */
-static const char *const known_metrics[] = {
-    "lambda_max", "lambda_min", "condition_number", "effective_rank", "trace", "frobenius_norm",
-    "kernel_target_alignment", "drift", "eigenvalue_drift", "eigenvalue_shift", "ntk_change_norm2",
-    "weyl_ok", "stability_ratio", "train_loss", "predicted_train_loss", "predicted_train_loss_infinite",
-    "test_loss", "train_accuracy", "test_accuracy", NULL};
 
 static herr_t collect_metric(hid_t g, const char *name, const H5L_info_t *li, void *data) {
   (void)g;
@@ -563,7 +568,7 @@ static void show_trajectory(info_file *in, long long *T_out) {
   double *steps = NULL;
   hsize_t T = 0;
   *T_out = 0;
-  int e = read_all(in, "/trajectory/step", &steps, &T);
+  int e = read_all(in, ntk_schema_trajectory[NTK_TRAJ_STEP].path, &steps, &T);
   if (e <= 0 || T == 0) {
     ntk_log_raw("\ntrajectory: no measurements%s\n", e < 0 ? " (unreadable)" : "");
     free(steps);
@@ -573,10 +578,10 @@ static void show_trajectory(info_file *in, long long *T_out) {
   int rank;
   hsize_t dims[INFO_MAXDIMS];
   long long K = 0, N = 0;
-  if (dset_shape(in, "/trajectory/eigenvalues", &rank, dims) == 1 && rank == 2) K = (long long)dims[1];
+  if (dset_shape(in, ntk_schema_trajectory[NTK_TRAJ_EIGENVALUES].path, &rank, dims) == 1 && rank == 2) K = (long long)dims[1];
   if (dset_shape(in, "/data/x_train", &rank, dims) == 1 && rank == 2) N = (long long)dims[0];
   else if (dset_shape(in, "/analytic/eigenvalues", &rank, dims) == 1 && rank == 1) N = (long long)dims[0];
-  else if (dset_shape(in, "/trajectory/ntk", &rank, dims) == 1 && rank == 3) N = (long long)dims[1];
+  else if (dset_shape(in, ntk_schema_trajectory[NTK_TRAJ_NTK].path, &rank, dims) == 1 && rank == 3) N = (long long)dims[1];
   char nbuf[48] = "";
   if (N > 0) snprintf(nbuf, sizeof nbuf, " of N = %lld", N);
   ntk_log_raw("\ntrajectory: %llu measurement%s, steps %.0f .. %.0f; %lld eigenvalue%s%s per step\n",
@@ -584,7 +589,12 @@ static void show_trajectory(info_file *in, long long *T_out) {
 
   metric_row rows[80];
   int nrows = 0;
-  for (int i = 0; known_metrics[i]; ++i) add_metric(in, known_metrics[i], (long long)T, rows, &nrows);
+  /* the scalar series of the schema in its order; any other (T,) dataset follows */
+  for (int i = 0; i < NTK_TRAJ_COUNT; ++i) {
+    const ntk_series_info *s = &ntk_schema_trajectory[i];
+    if ((s->kind == NTK_SERIES_SCALAR || s->kind == NTK_SERIES_INT) && i != NTK_TRAJ_STEP)
+      add_metric(in, s->name, (long long)T, rows, &nrows);
+  }
   static char names[64][96];
   memset(names, 0, sizeof names);
   hid_t g = H5Gopen2(in->f, "/trajectory", H5P_DEFAULT);
@@ -594,7 +604,7 @@ static void show_trajectory(info_file *in, long long *T_out) {
   }
   H5Eclear2(H5E_DEFAULT);
   for (int i = 0; names[i][0] && nrows < 70; ++i)
-    if (strcmp(names[i], "step") != 0) add_metric(in, names[i], (long long)T, rows, &nrows);
+    if (strcmp(names[i], ntk_schema_trajectory[NTK_TRAJ_STEP].name) != 0) add_metric(in, names[i], (long long)T, rows, &nrows);
 
   /* distance to the infinite-width kernel, when the file has what it takes */
   double *lam_inf = NULL;
@@ -603,7 +613,7 @@ static void show_trajectory(info_file *in, long long *T_out) {
   int r3;
   hsize_t d3[INFO_MAXDIMS], da[INFO_MAXDIMS];
   if (dset_shape(in, "/analytic/ntk", &rank, da) == 1 && rank == 2 &&
-      dset_shape(in, "/trajectory/ntk", &r3, d3) == 1 && r3 == 3 && d3[1] == da[0] && d3[2] == da[1] &&
+      dset_shape(in, ntk_schema_trajectory[NTK_TRAJ_NTK].path, &r3, d3) == 1 && r3 == 3 && d3[1] == da[0] && d3[2] == da[1] &&
       da[0] == da[1] && d3[0] > 0) {
     metric_row *r = &rows[nrows++];
     snprintf(r->name, sizeof r->name, "||Theta-Theta_inf||_F/||Theta_inf||_F");
@@ -611,7 +621,7 @@ static void show_trajectory(info_file *in, long long *T_out) {
     r->row_first = kernel_distance(in, 0, (long long)da[0], &r->first) ? 0 : -1;
     r->row_last = kernel_distance(in, last, (long long)da[0], &r->last) ? (int)last : -1;
   }
-  if (have_inf && K > 0 && dset_shape(in, "/trajectory/eigenvalues", &rank, dims) == 1 && rank == 2) {
+  if (have_inf && K > 0 && dset_shape(in, ntk_schema_trajectory[NTK_TRAJ_EIGENVALUES].path, &rank, dims) == 1 && rank == 2) {
     metric_row *r = &rows[nrows++];
     snprintf(r->name, sizeof r->name, "||lambda-lambda_inf||_2/||lambda_inf||_2");
     long long last = (long long)(dims[0] < T ? dims[0] : T) - 1;
@@ -643,11 +653,11 @@ static void show_trajectory(info_file *in, long long *T_out) {
   }
 
   /* per-group share of the trace at the last step: which parameters make the kernel */
-  if (dset_shape(in, "/trajectory/layer_trace", &rank, dims) == 1 && rank == 2 && dims[1] >= 3 && dims[0] > 0) {
+  if (dset_shape(in, ntk_schema_trajectory[NTK_TRAJ_LAYER_TRACE].path, &rank, dims) == 1 && rank == 2 && dims[1] >= 3 && dims[0] > 0) {
     long long G = (long long)dims[1];
     long long last = (long long)(dims[0] < T ? dims[0] : T) - 1;
     double *lt = malloc((size_t)G * sizeof *lt);
-    if (lt && read_doubles(in, "/trajectory/layer_trace", (hsize_t)(last * G), (hsize_t)G, lt) == 1) {
+    if (lt && read_doubles(in, ntk_schema_trajectory[NTK_TRAJ_LAYER_TRACE].path, (hsize_t)(last * G), (hsize_t)G, lt) == 1) {
       double sum = 0;
       for (long long i = 0; i < G; ++i) sum += lt[i];
       if (sum > 0) {
@@ -792,7 +802,7 @@ static void show_timing(info_file *in) {
 }
 
 /* Root attributes the sections above have not shown (written by newer modules). */
-static const char *const shown_attrs[] = {"format", "format_version", "version", "config", "status", "command_line",
+static const char *const shown_attrs[] = {NTK_ATTR_FORMAT, NTK_ATTR_FORMAT_VERSION, NTK_ATTR_VERSION, NTK_ATTR_CONFIG, NTK_ATTR_STATUS, "command_line",
                                           "mpi_size", "process_grid", "block_size", "eigensolver", "ntk_method",
                                           "seed", "library_versions", "slurm_job_id", "start_utc", "end_utc", NULL};
 
@@ -835,7 +845,7 @@ static int info_summary(const char *asked, int print_config) {
   /* the number of measurements belongs in the status line: count it first */
   int rank;
   hsize_t dims[INFO_MAXDIMS];
-  long long T = dset_shape(&in, "/trajectory/step", &rank, dims) == 1 && rank == 1 ? (long long)dims[0] : 0;
+  long long T = dset_shape(&in, ntk_schema_trajectory[NTK_TRAJ_STEP].path, &rank, dims) == 1 && rank == 1 ? (long long)dims[0] : 0;
   show_state(&in, T);
   show_provenance(&in);
   static char cfgtext[1 << 16];

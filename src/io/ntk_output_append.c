@@ -149,3 +149,74 @@ int ntk_output_flush(ntk_output *o) {
   NTK_CHECK(ntk_err_sync(o->g->comm, rc));
   return NTK_OK;
 }
+
+void ntk_series_scalar(ntk_series_value *v, ntk_traj_id id, double x) {
+  v[id].set = NTK_SERIES_SCALAR + 1;
+  v[id].x = x;
+}
+
+void ntk_series_int(ntk_series_value *v, ntk_traj_id id, long long i) {
+  v[id].set = NTK_SERIES_INT + 1;
+  v[id].i = i;
+}
+
+void ntk_series_row(ntk_series_value *v, ntk_traj_id id, int len, const double *row) {
+  v[id].set = NTK_SERIES_ROW_K + 1; /* ROW_K and ROW_G are written alike */
+  v[id].len = len;
+  v[id].row = row;
+}
+
+void ntk_series_dmat(ntk_series_value *v, ntk_traj_id id, const ntk_dmat *A) {
+  v[id].set = NTK_SERIES_NN + 1; /* NN and NK are written alike */
+  v[id].A = A;
+}
+
+/* The setter that fits a kind (rows and matrices of either shape share one). */
+static int setter_of(ntk_series_kind k) {
+  return k == NTK_SERIES_ROW_G ? NTK_SERIES_ROW_K + 1 : k == NTK_SERIES_NK ? NTK_SERIES_NN + 1 : (int)k + 1;
+}
+
+int ntk_output_append_measurement(ntk_output *o, const ntk_series_value *v) {
+  for (int i = 0; i < NTK_TRAJ_COUNT; ++i) {
+    const ntk_series_info *s = &ntk_schema_trajectory[i];
+    if (!v[i].set) continue;
+    if (v[i].set != setter_of(s->kind))
+      return ntk_err_set(NTK_ERR_INTERNAL, "output: %s set as another kind of series", s->path);
+    switch (s->kind) {
+      case NTK_SERIES_SCALAR: NTK_CHECK(ntk_output_append_scalar(o, s->path, v[i].x)); break;
+      case NTK_SERIES_INT: NTK_CHECK(ntk_output_append_int(o, s->path, v[i].i)); break;
+      case NTK_SERIES_ROW_K:
+      case NTK_SERIES_ROW_G: NTK_CHECK(ntk_output_append_row(o, s->path, v[i].len, v[i].row)); break;
+      case NTK_SERIES_NN:
+      case NTK_SERIES_NK: NTK_CHECK(ntk_output_append_dmat(o, s->path, v[i].A)); break;
+    }
+  }
+  NTK_CHECK(ntk_output_flush(o));
+  return NTK_OK;
+}
+
+int ntk_output_read_steps(ntk_output *o, long long **steps, long long *rows) {
+  const char *name = ntk_schema_trajectory[NTK_TRAJ_STEP].path;
+  *steps = NULL;
+  NTK_CHECK(ntk_output_rows(o, name, rows));
+  if (*rows == 0) return NTK_OK;
+  long long *s = ntk_malloc((size_t)*rows * sizeof *s, "trajectory steps");
+  int rc = s ? NTK_OK : ntk_err_code();
+  if (rc == NTK_OK) {
+    /* every rank reads the small column (independent raw read; the open is collective) */
+    hid_t d = H5Dopen2(o->file, name, H5P_DEFAULT);
+    if (d < 0 || !ntk_h5check_dataset_intact(d) ||
+        H5Dread(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) < 0) {
+      H5Eclear2(H5E_DEFAULT);
+      rc = ntk_err_set(NTK_ERR_RUNTIME, "cannot read %s of %s", name, o->partial);
+    }
+    if (d >= 0) H5Dclose(d);
+  }
+  rc = ntk_err_sync(o->g->comm, rc);
+  if (rc != NTK_OK) {
+    free(s);
+    NTK_CHECK(rc);
+  }
+  *steps = s;
+  return NTK_OK;
+}

@@ -15,7 +15,9 @@
 #include <math.h>
 
 #include "ntk_error.h"
+#include "ntk_h5check.h"
 #include "ntk_log.h"
+#include "ntk_schema.h"
 
 /* Free bytes for an unprivileged writer in the folder of `path`; < 0 when unknown. */
 double ntk_disk_free_bytes(const char *dir) {
@@ -132,6 +134,99 @@ void ntk_out_release_claim(ntk_output *o, const char *path) {
   }
 }
 
+/* Only regular files are ever replaced or removed: a FIFO, a device (/dev/null as root), a
+ * folder or a symbolic link (dangling or not: the run would replace the link, not what it
+ * names) under an output name is refused, whatever output.overwrite says. */
+int ntk_out_check_replaceable(const char *key, const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0) {
+    if (errno == ENOENT) return NTK_OK;
+    return ntk_err_set(NTK_ERR_INPUT, "%s: cannot look at %s (%s)", key, path, strerror(errno));
+  }
+  if (S_ISREG(st.st_mode)) return NTK_OK;
+  const char *what = S_ISLNK(st.st_mode)    ? "a symbolic link"
+                     : S_ISDIR(st.st_mode)  ? "a folder"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                     : S_ISSOCK(st.st_mode) ? "a socket"
+                                            : "not a regular file";
+  return ntk_err_set(NTK_ERR_INPUT,
+                     "%s: %s is %s; ntkspec only writes, replaces or removes regular files", key,
+                     path, what);
+}
+
+/* The identity of a path: its device and inode when it exists, else its folder's with its
+ * last component (so that "out.h5" and "./x/../out.h5" agree before either exists). */
+typedef struct {
+  dev_t dev;
+  ino_t ino;
+  char leaf[256]; /* "" when the path itself exists */
+} path_id;
+
+static int identify(const char *path, path_id *id) {
+  struct stat st;
+  memset(id, 0, sizeof *id);
+  if (stat(path, &st) == 0) {
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    return 1;
+  }
+  char dir[NTK_OUT_PATH];
+  ntk_path_dirname(path, dir, sizeof dir);
+  const char *slash = strrchr(path, '/');
+  snprintf(id->leaf, sizeof id->leaf, "%s", slash ? slash + 1 : path);
+  if (stat(dir, &st) != 0) return 0;
+  id->dev = st.st_dev;
+  id->ino = st.st_ino;
+  return 1;
+}
+
+static int same_file(const char *a, const char *b) {
+  path_id x, y;
+  if (!a || !b || !a[0] || !b[0]) return 0;
+  if (!identify(a, &x) || !identify(b, &y)) return !strcmp(a, b);
+  return x.dev == y.dev && x.ino == y.ino && !strcmp(x.leaf, y.leaf);
+}
+
+int ntk_output_check_distinct(MPI_Comm comm, const char *out, const char *data, const char *ckpt) {
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  int rc = NTK_OK;
+  if (rank == 0) {
+    char partial[NTK_OUT_PATH + 16];
+    snprintf(partial, sizeof partial, "%s.partial", out ? out : "");
+    const char *outs[2] = {out, partial};
+    for (int i = 0; i < 2 && rc == NTK_OK; ++i) {
+      if (same_file(outs[i], data))
+        rc = ntk_err_set(NTK_ERR_INPUT, "output.path: %s is the input data.path %s; the run would "
+                         "replace its own input", outs[i], data);
+      else if (same_file(outs[i], ckpt))
+        rc = ntk_err_set(NTK_ERR_INPUT, "train.checkpoint: %s is the output %s; give the checkpoint "
+                         "its own file", ckpt, outs[i]);
+    }
+    if (rc == NTK_OK && same_file(ckpt, data))
+      rc = ntk_err_set(NTK_ERR_INPUT, "train.checkpoint: %s is the input data.path %s", ckpt, data);
+  }
+  NTK_CHECK(ntk_err_share0(comm, rc));
+  return NTK_OK;
+}
+
+/* --resume of PATH (rank 0, PATH exists): a file whose run has nothing left to do is
+ * refused, naming its status, instead of being recomputed under PATH.partial. */
+static int check_resumable(const char *path, long long steps) {
+  char status[64] = "";
+  long long last = -1;
+  NTK_CHECK(ntk_h5check_file(path, path));
+  if (ntk_h5_peek_status(path, status, sizeof status, &last) != 0) return NTK_OK; /* reopen says why */
+  if (!strcmp(status, NTK_STATUS_COMPLETE) && last >= steps)
+    return ntk_err_set(NTK_ERR_INPUT, "--resume: %s is complete (status %s at step %lld of "
+                       "train.steps = %lld): nothing to resume", path, status, last, steps);
+  if (!strcmp(status, NTK_STATUS_DIVERGED))
+    return ntk_err_set(NTK_ERR_INPUT, "--resume: %s has status %s (at step %lld): resuming would "
+                       "diverge again; change the configuration and start a new run", path, status, last);
+  return NTK_OK;
+}
+
 /* Blocks a file holds (what removing it frees); 0 when it does not exist. */
 static double file_blocks(const char *p) {
   struct stat st;
@@ -144,8 +239,8 @@ static double file_size(const char *p) {
 }
 
 /* Rank 0 only; *have and *need receive the bytes found and asked for (have < 0: unknown). */
-static int precheck_rank0(const char *path, int overwrite, int resume, double bytes,
-                          double *have, double *need) {
+static int precheck_rank0(const char *path, int overwrite, int resume, long long steps,
+                          double bytes, double *have, double *need) {
   char partial[1040], dir[1024];
   *have = -1.0;
   *need = bytes;
@@ -155,6 +250,9 @@ static int precheck_rank0(const char *path, int overwrite, int resume, double by
   snprintf(partial, sizeof partial, "%s.partial", path);
   ntk_path_dirname(path, dir, sizeof dir);
   NTK_CHECK(ntk_out_check_folder(path));
+  NTK_CHECK(ntk_out_check_replaceable("output.path", path));
+  NTK_CHECK(ntk_out_check_replaceable("output.path", partial));
+  if (resume && ntk_out_exists(path)) NTK_CHECK(check_resumable(path, steps));
   if (!resume && !overwrite && ntk_out_exists(path))
     return ntk_err_set(NTK_ERR_INPUT, "output.path: %s exists (set output.overwrite: true)", path);
   double avail = ntk_disk_free_bytes(dir);
@@ -177,12 +275,12 @@ static int precheck_rank0(const char *path, int overwrite, int resume, double by
 }
 
 int ntk_output_precheck(MPI_Comm comm, const char *path, int overwrite, int resume,
-                        double bytes, int dry_run) {
+                        long long steps, double bytes, int dry_run) {
   int rank;
   MPI_Comm_rank(comm, &rank);
   int rc = NTK_OK;
   double have = -1.0, need = bytes;
-  if (rank == 0) rc = precheck_rank0(path, overwrite, resume, bytes, &have, &need);
+  if (rank == 0) rc = precheck_rank0(path, overwrite, resume, steps, bytes, &have, &need);
   if (dry_run) {
     char dir[1024];
     ntk_path_dirname(path ? path : "", dir, sizeof dir);

@@ -16,6 +16,22 @@ static double appended_bytes(long long T, int len) {
   return ceil((double)T / rows) * rows * row;
 }
 
+/* Whether a run of `cfg` may write a series written `when`; the accuracies are counted
+ * whatever the data (an upper estimate needs no data source's details). */
+static int series_written(const ntk_config *cfg, ntk_series_when when) {
+  const int training = cfg->train.steps > 0;
+  switch (when) {
+    case NTK_WHEN_ALWAYS:
+    case NTK_WHEN_CLASSIFICATION: return 1;
+    case NTK_WHEN_VECTORS: return training || cfg->output.save_eigenvectors;
+    case NTK_WHEN_TRAINING: return training;
+    case NTK_WHEN_TRAINING_ANALYTIC: return training && cfg->analytic.enabled;
+    case NTK_WHEN_SAVE_NTK: return cfg->output.save_ntk;
+    case NTK_WHEN_SAVE_EIGENVECTORS: return cfg->output.save_eigenvectors;
+  }
+  return 1;
+}
+
 /* Generous rather than exact, on purpose: a run refused for a few MiB it would not have
  * needed costs a retry; one that fills the disk after hours of compute costs the hours.
  * Every dataset MODEL.md's output holds for this configuration, rounded up to whole
@@ -28,7 +44,6 @@ double ntk_output_estimate_bytes(const ntk_config *cfg, int N, int n_test, int d
   const int m = cfg->fourier.features, p = ntk_config_input_dim(cfg, d);
   const int n = ntk_config_width(cfg, d), L = cfg->model.depth;
   const int training = cfg->train.steps > 0;
-  const int vectors = training || cfg->output.save_eigenvectors;
   double values = 0.0, chunked = 0.0;
   int ndsets = 0;
   if (cfg->output.save_data) {
@@ -46,19 +61,21 @@ double ntk_output_estimate_bytes(const ntk_config *cfg, int N, int n_test, int d
     values += 2.0 * N * N + K;
     ndsets += 3;
   }
-  /* /trajectory: the scalar series (at most 20, counted 24), the eigenvalues, the residual
-   * energies and the per-group traces */
-  chunked += 24 * appended_bytes(T, 0) + appended_bytes(T, K) * (vectors ? 2 : 1) +
-             appended_bytes(T, L + 3);
-  ndsets += 28;
-  /* per-measurement matrices: one chunk (and its index entry) per row and tile */
-  if (cfg->output.save_ntk) {
-    chunked += (double)T * (8.0 * ntk_out_padded(N) * ntk_out_padded(N) + 256.0);
-    ndsets += 1;
-  }
-  if (cfg->output.save_eigenvectors) {
-    chunked += (double)T * (8.0 * ntk_out_padded(N) * ntk_out_padded(K) + 256.0);
-    ndsets += 1;
+  /* /trajectory: every series of the schema this configuration may write, each in whole
+   * chunks */
+  for (int i = 0; i < NTK_TRAJ_COUNT; ++i) {
+    const ntk_series_info *s = &ntk_schema_trajectory[i];
+    if (!series_written(cfg, s->when)) continue;
+    ++ndsets;
+    switch (s->kind) {
+      case NTK_SERIES_SCALAR:
+      case NTK_SERIES_INT: chunked += appended_bytes(T, 0); break;
+      case NTK_SERIES_ROW_K: chunked += appended_bytes(T, K); break;
+      case NTK_SERIES_ROW_G: chunked += appended_bytes(T, L + 3); break;
+      /* per-measurement matrices: one chunk (and its index entry) per row and tile */
+      case NTK_SERIES_NN: chunked += (double)T * (8.0 * ntk_out_padded(N) * ntk_out_padded(N) + 256.0); break;
+      case NTK_SERIES_NK: chunked += (double)T * (8.0 * ntk_out_padded(N) * ntk_out_padded(K) + 256.0); break;
+    }
   }
   return 8.0 * values + chunked + NTK_MIB + 16384.0 * ndsets;
 }

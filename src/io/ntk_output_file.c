@@ -23,6 +23,7 @@ static int set_paths(ntk_output *o, const char *path) {
                        sizeof o->path - 1);
   snprintf(o->path, sizeof o->path, "%s", path);
   snprintf(o->partial, sizeof o->partial, "%s.partial", path);
+  snprintf(o->creating, sizeof o->creating, "%s.partial.new", path);
   return NTK_OK;
 }
 
@@ -30,6 +31,9 @@ static int set_paths(ntk_output *o, const char *path) {
  * overwrite, and a stale PATH.partial from a crashed run is removed. */
 int ntk_out_prepare_create(ntk_output *o, int overwrite) {
   NTK_CHECK(ntk_out_check_folder(o->path));
+  NTK_CHECK(ntk_out_check_replaceable("output.path", o->path));
+  NTK_CHECK(ntk_out_check_replaceable("output.path", o->partial));
+  NTK_CHECK(ntk_out_check_replaceable("output.path", o->creating));
   if (ntk_out_exists(o->path)) {
     if (!overwrite)
       return ntk_err_set(NTK_ERR_INPUT, "output.path: %s exists (set output.overwrite: true)",
@@ -40,8 +44,12 @@ int ntk_out_prepare_create(ntk_output *o, int overwrite) {
       return ntk_err_set(NTK_ERR_INPUT, "output.path: cannot remove %s (%s)", o->path,
                          strerror(errno));
   }
+  /* stale: the output lock says that no other run writes them */
   if (unlink(o->partial) != 0 && errno != ENOENT)
     return ntk_err_set(NTK_ERR_INPUT, "output.path: cannot remove stale %s (%s)", o->partial,
+                       strerror(errno));
+  if (unlink(o->creating) != 0 && errno != ENOENT)
+    return ntk_err_set(NTK_ERR_INPUT, "output.path: cannot remove stale %s (%s)", o->creating,
                        strerror(errno));
 #ifdef FALLOC_FL_KEEP_SIZE
   /* The first MiB is claimed before HDF5 creates the file (which it then takes over: it
@@ -79,19 +87,38 @@ static int open_partial(ntk_output *o, int create) {
   return ntk_err_set(NTK_ERR_INPUT, "output.path: cannot open %s as HDF5", o->partial);
 }
 
+/* Collective: PATH.partial with the root attributes, flushed, so that the file is a valid
+ * HDF5 file under its name from the start: it is created as PATH.partial.new and renamed
+ * once its first flush is on disk (a run killed before then leaves no PATH.partial; the
+ * next run removes the .new). */
+static int create_file(ntk_output *o, int overwrite) {
+  char final[sizeof o->partial];
+  snprintf(final, sizeof final, "%s", o->partial);
+  snprintf(o->partial, sizeof o->partial, "%s", o->creating);
+  int rc = NTK_OK;
+  if (o->g->rank == 0) rc = ntk_out_prepare_create(o, overwrite);
+  NTK_CHECK(ntk_err_share0(o->g->comm, rc));
+  NTK_CHECK(ntk_err_sync(o->g->comm, open_partial(o, 1)));
+  NTK_CHECK(ntk_out_claim(o, 0.0));
+  NTK_CHECK(ntk_output_attr_string(o, "/", NTK_ATTR_FORMAT, NTK_FORMAT_NAME));
+  NTK_CHECK(ntk_output_attr_int(o, "/", NTK_ATTR_FORMAT_VERSION, NTK_FORMAT_VERSION));
+  NTK_CHECK(ntk_output_attr_string(o, "/", NTK_ATTR_VERSION, NTK_VERSION));
+  NTK_CHECK(ntk_output_attr_string(o, "/", NTK_ATTR_STATUS, NTK_STATUS_RUNNING));
+  NTK_CHECK(ntk_output_flush(o));
+  /* the open MPI-IO handles and claim_fd follow the file: a rename keeps the inode */
+  if (o->g->rank == 0 && rename(o->creating, final) != 0)
+    rc = ntk_err_set(NTK_ERR_RUNTIME, "output: cannot rename %s to %s (%s)", o->creating, final,
+                     strerror(errno));
+  NTK_CHECK(ntk_err_sync(o->g->comm, rc));
+  snprintf(o->partial, sizeof o->partial, "%s", final);
+  return NTK_OK;
+}
+
 int ntk_output_open(ntk_output *o, const ntk_grid *g, const char *path, int overwrite) {
   reset(o, g);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  int rc = set_paths(o, path);
-  if (rc == NTK_OK && g->rank == 0) rc = ntk_out_prepare_create(o, overwrite);
-  NTK_CHECK(ntk_err_share0(g->comm, rc));
-
-  NTK_CHECK(ntk_err_sync(g->comm, open_partial(o, 1)));
-  NTK_CHECK(ntk_out_claim(o, 0.0));
-  NTK_CHECK(ntk_output_attr_string(o, "/", "format", "ntkspec"));
-  NTK_CHECK(ntk_output_attr_int(o, "/", "format_version", 1));
-  NTK_CHECK(ntk_output_attr_string(o, "/", "version", NTK_VERSION));
-  NTK_CHECK(ntk_output_attr_string(o, "/", "status", "running"));
+  NTK_CHECK(set_paths(o, path));
+  NTK_CHECK(create_file(o, overwrite));
   return NTK_OK;
 }
 
@@ -99,21 +126,21 @@ static int check_format(ntk_output *o) {
   int rc = NTK_OK;
   hid_t a = H5I_INVALID_HID, t = H5I_INVALID_HID;
   char *s = NULL;
-  htri_t has = H5Aexists(o->file, "format");
+  htri_t has = H5Aexists(o->file, NTK_ATTR_FORMAT);
   if (has < 0) {
-    rc = ntk_h5_fail("cannot read attribute", "format");
+    rc = ntk_h5_fail("cannot read attribute", NTK_ATTR_FORMAT);
     goto done;
   }
   if (has) {
-    H5TRY(a = H5Aopen(o->file, "format", H5P_DEFAULT), "cannot open attribute", "format");
-    H5TRY(t = ntk_h5_vlstr(), "cannot make a string type", "format");
+    H5TRY(a = H5Aopen(o->file, NTK_ATTR_FORMAT, H5P_DEFAULT), "cannot open attribute", NTK_ATTR_FORMAT);
+    H5TRY(t = ntk_h5_vlstr(), "cannot make a string type", NTK_ATTR_FORMAT);
     /* another string flavour than ours fails to convert: also not our file */
     if (H5Aread(a, t, &s) < 0) {
       H5Eclear2(H5E_DEFAULT);
       s = NULL;
     }
   }
-  if (!s || strcmp(s, "ntkspec") != 0)
+  if (!s || strcmp(s, NTK_FORMAT_NAME) != 0)
     rc = ntk_err_set(NTK_ERR_INPUT, "output.path: %s is not an ntkspec file", o->partial);
 done:
   if (s) H5free_memory(s);
@@ -122,13 +149,15 @@ done:
   return rc;
 }
 
-int ntk_output_reopen(ntk_output *o, const ntk_grid *g, const char *path) {
-  reset(o, g);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  int rc = set_paths(o, path), renamed = 0;
+static int reopen_file(ntk_output *o) {
+  const ntk_grid *g = o->g;
+  int rc = NTK_OK, renamed = 0;
   /* A resumed run is again "running": it must not look complete until it closes. */
-  if (rc == NTK_OK && g->rank == 0) {
-    if (ntk_out_exists(o->path)) {
+  if (g->rank == 0) {
+    rc = ntk_out_check_replaceable("output.path", o->path);
+    if (rc == NTK_OK) rc = ntk_out_check_replaceable("output.path", o->partial);
+    if (rc != NTK_OK) {
+    } else if (ntk_out_exists(o->path)) {
       renamed = rename(o->path, o->partial) == 0;
       if (!renamed)
         rc = ntk_err_set(NTK_ERR_INPUT, "output.path: cannot rename %s to %s (%s)", o->path,
@@ -153,8 +182,16 @@ int ntk_output_reopen(ntk_output *o, const ntk_grid *g, const char *path) {
     ntk_err_trace(__FILE__, __LINE__, __func__);
     return rc;
   }
-  NTK_CHECK(ntk_output_rows(o, "/trajectory/step", &o->nsteps));
-  NTK_CHECK(ntk_output_attr_string(o, "/", "status", "running"));
+  NTK_CHECK(ntk_output_rows(o, ntk_schema_trajectory[NTK_TRAJ_STEP].path, &o->nsteps));
+  NTK_CHECK(ntk_output_attr_string(o, "/", NTK_ATTR_STATUS, NTK_STATUS_RUNNING));
+  return NTK_OK;
+}
+
+int ntk_output_reopen(ntk_output *o, const ntk_grid *g, const char *path) {
+  reset(o, g);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  NTK_CHECK(set_paths(o, path));
+  NTK_CHECK(reopen_file(o));
   return NTK_OK;
 }
 
@@ -185,8 +222,8 @@ int ntk_output_discard(ntk_output *o) {
 
 int ntk_output_close(ntk_output *o, const char *status) {
   if (!ntk_out_is_open(o)) return NTK_OK;
-  if (!status) status = "failed";
-  int failed = !strcmp(status, "failed"), broken = o->broken;
+  if (!status) status = NTK_STATUS_FAILED;
+  int failed = !strcmp(status, NTK_STATUS_FAILED), broken = o->broken;
   MPI_Allreduce(MPI_IN_PLACE, &broken, 1, MPI_INT, MPI_MAX, o->g->comm);
   if (broken) {
     /* An HDF5 call on this file failed (a write where no space could be claimed ahead,
@@ -201,16 +238,16 @@ int ntk_output_close(ntk_output *o, const char *status) {
     MPI_Abort(o->g->comm, ntk_err_exit_status(ntk_err_code()));
   }
   /* Everything but the status reaches the disk first, while the file still says
-   * "running": a disk that fills up now fails this flush, and the file never claims a
+   * NTK_STATUS_RUNNING: a disk that fills up now fails this flush, and the file never claims a
    * status it did not reach. */
   int rc = failed ? NTK_OK : ntk_output_flush(o);
   if (rc != NTK_OK) {
     failed = 1;
-    status = "failed";
+    status = NTK_STATUS_FAILED;
   }
   hid_t t = ntk_h5_vlstr();
-  int rc2 = t < 0 ? ntk_err_sync(o->g->comm, ntk_h5_fail("cannot make a string type", "status"))
-                  : ntk_out_attr_write_claimed(o, "/", "status", t, &status);
+  int rc2 = t < 0 ? ntk_err_sync(o->g->comm, ntk_h5_fail("cannot make a string type", NTK_ATTR_STATUS))
+                  : ntk_out_attr_write_claimed(o, "/", NTK_ATTR_STATUS, t, &status);
   if (t >= 0) H5Tclose(t);
   if (rc == NTK_OK) rc = rc2;
   rc2 = close_leaked(o->file, o->partial);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ntk_error.h"
+#include "ntk_schema.h"
 
 static herr_t first_desc(unsigned n, const H5E_error2_t *e, void *data) {
   (void)n;
@@ -57,15 +58,6 @@ int ntk_h5_fail_o(ntk_output *o, const char *what, const char *name) {
   o->broken = 1;
   return ntk_h5_fail_in(o->partial, what, name);
 }
-
-/* Inside functions that have the ntk_output `o`. */
-#define H5TRY(expr, what, name)                \
-  do {                                         \
-    if ((expr) < 0) {                          \
-      rc = ntk_h5_fail_o(o, (what), (name));       \
-      goto done;                               \
-    }                                          \
-  } while (0)
 
 void ntk_h5_close(hid_t id) {
   if (id < 0) return;
@@ -147,4 +139,34 @@ hid_t ntk_h5_file_type(hid_t mtype) {
   if (H5Tequal(mtype, H5T_NATIVE_DOUBLE) > 0) return H5T_IEEE_F64LE;
   if (H5Tequal(mtype, H5T_NATIVE_LLONG) > 0) return H5T_STD_I64LE;
   return mtype;
+}
+
+int ntk_h5_peek_status(const char *path, char *status, size_t n, long long *last_step) {
+  status[0] = '\0';
+  *last_step = -1;
+  /* serially, without HDF5's file lock: the file may be another job's (that the output
+   * lock has already refused) or a killed one's */
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl >= 0) H5Pset_file_locking(fapl, 0, 1);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
+  if (fapl >= 0) H5Pclose(fapl);
+  int rc = -1;
+  if (f >= 0) {
+    hid_t a = H5Aexists(f, NTK_ATTR_STATUS) > 0 ? H5Aopen(f, NTK_ATTR_STATUS, H5P_DEFAULT) : -1;
+    hid_t t = ntk_h5_vlstr();
+    char *v = NULL;
+    if (a >= 0 && t >= 0 && H5Aread(a, t, &v) >= 0 && v) {
+      snprintf(status, n, "%s", v);
+      rc = 0;
+    }
+    if (v) H5free_memory(v);
+    ntk_h5_close(t);
+    ntk_h5_close(a);
+    a = H5Aexists(f, "last_step") > 0 ? H5Aopen(f, "last_step", H5P_DEFAULT) : -1;
+    if (a >= 0 && H5Aread(a, H5T_NATIVE_LLONG, last_step) < 0) *last_step = -1;
+    ntk_h5_close(a);
+    H5Fclose(f);
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return rc;
 }

@@ -8,6 +8,7 @@
 #include "ntk_output.h"
 
 #define NTK_MIB (1024.0 * 1024.0)
+#define NTK_OUT_PATH 1024 /* output paths are shorter (set_paths) */
 
 /* ---- ntk_output_h5.c ---- */
 /* An HDF5 failure as the run's error: the innermost HDF5 message, `file` (may be NULL)
@@ -33,6 +34,9 @@ hid_t ntk_h5_lcpl(void);          /* intermediate groups created */
 hid_t ntk_h5_vlstr(void);         /* variable-length UTF-8 string */
 int ntk_h5_link_exists(hid_t file, const char *name); /* 1, 0, <0 error */
 hid_t ntk_h5_file_type(hid_t mtype);                  /* little-endian file type */
+/* Serially (no MPI-IO): the root `status` and `last_step` (-1 when absent) of an ntkspec
+ * file; -1 when the file or its status cannot be read. */
+int ntk_h5_peek_status(const char *path, char *status, size_t n, long long *last_step);
 
 /* ---- ntk_output_disk.c ---- */
 double ntk_disk_free_bytes(const char *dir); /* < 0 when unknown */
@@ -57,6 +61,9 @@ int ntk_out_dset_ensure(ntk_output *o, const char *name, hid_t mtype, int rank,
                         const hsize_t *dims, int large, hid_t *d);
 int ntk_out_write_dmat_into(ntk_output *o, hid_t d, const char *name, long long lead,
                             const ntk_dmat *A);
+/* File selection of A's local rows [l0, l1) x all its local columns, in slice `lead` of
+ * a 3-D dataset or in a 2-D one (lead < 0); shared by the writes and ntk_input's reads. */
+herr_t ntk_out_select_local_rows(hid_t fs, long long lead, const ntk_dmat *A, int l0, int l1);
 int ntk_out_check_grid(const ntk_output *o, const ntk_dmat *A, const char *name);
 int ntk_out_write_rank0(ntk_output *o, hid_t d, const char *name, hid_t mtype, int mrank,
                         const hsize_t *mdims, const hsize_t *start, const hsize_t *count,

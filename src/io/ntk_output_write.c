@@ -185,7 +185,7 @@ static int bc_pieces(int l0, int l1, int p, int np, int nb, hsize_t *start, hsiz
  * 3-D dataset or in a 2-D one (lead < 0).  HDF5 walks both this selection and the
  * row-major memory buffer in row-major order; local indices grow with global ones, so
  * element k of the buffer lands on the k-th selected file element. */
-static herr_t select_local_rows(hid_t fs, long long lead, const ntk_dmat *A, int l0, int l1) {
+herr_t ntk_out_select_local_rows(hid_t fs, long long lead, const ntk_dmat *A, int l0, int l1) {
   const ntk_grid *g = A->g;
   hsize_t rs[2], rc[2], rb[2], cs[2], cc[2], cb[2];
   int nr = bc_pieces(l0, l1, g->myrow, g->nprow, g->nb, rs, rc, rb);
@@ -226,7 +226,7 @@ static int prepare_round(hid_t fs, hid_t *ms, const ntk_dmat *A, long long lead,
       return ntk_h5_fail("cannot select", name);
     return NTK_OK;
   }
-  if (select_local_rows(fs, lead, A, l0, l1) < 0) return ntk_h5_fail("cannot select blocks", name);
+  if (ntk_out_select_local_rows(fs, lead, A, l0, l1) < 0) return ntk_h5_fail("cannot select blocks", name);
   hsize_t md[2] = {(hsize_t)(l1 - l0), (hsize_t)nloc};
   if ((*ms = H5Screate_simple(2, md, NULL)) < 0) return ntk_h5_fail("cannot make a dataspace", name);
   hssize_t got = H5Sget_select_npoints(fs);
@@ -408,56 +408,19 @@ int ntk_output_write_strings(ntk_output *o, const char *name, int n, const char 
   return NTK_OK;
 }
 
-int ntk_output_read_dmat(hid_t f, const char *label, const char *name, long long lead, ntk_dmat *A) {
+
+int ntk_output_attr_get_int(ntk_output *o, const char *name, long long dflt, long long *value) {
+  if (!ntk_out_is_open(o)) return ntk_out_not_open(name);
+  *value = dflt;
   int rc = NTK_OK;
-  hid_t d = H5Dopen2(f, name, H5P_DEFAULT), fs = -1, ms = -1, dxpl = -1;
-  double *buf = NULL;
-  if (d < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    rc = ntk_err_set(NTK_ERR_INPUT, "%s: has no dataset %s", label, name);
-    goto done;
+  htri_t has = H5Aexists(o->file, name);
+  if (has < 0) {
+    rc = ntk_h5_fail_o(o, "cannot look up attribute", name);
+  } else if (has) {
+    hid_t a = H5Aopen(o->file, name, H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_LLONG, value) < 0) rc = ntk_h5_fail_o(o, "cannot read attribute", name);
+    if (a >= 0) H5Aclose(a);
   }
-  fs = H5Dget_space(d);
-  hsize_t dims[3] = {0, 0, 0};
-  int r = fs >= 0 ? H5Sget_simple_extent_dims(fs, dims, NULL) : -1;
-  int off = lead >= 0 ? 1 : 0;
-  if (r != 2 + off || dims[off] != (hsize_t)A->m || dims[off + 1] != (hsize_t)A->n ||
-      (off && (hsize_t)lead >= dims[0])) {
-    rc = ntk_err_set(NTK_ERR_INPUT, "%s: %s has another shape than %d x %d", label, name, A->m, A->n);
-    goto done;
-  }
-  if ((rc = ntk_h5check_dataset(d, label, name)) != NTK_OK) goto done;
-  buf = ntk_malloc((size_t)(A->mloc > 0 ? A->mloc : 1) * (size_t)(A->nloc > 0 ? A->nloc : 1) *
-                       sizeof(double), "a read buffer");
-  if (!buf) {
-    rc = ntk_err_code();
-    goto done;
-  }
-  if (A->mloc > 0 && A->nloc > 0) {
-    if (select_local_rows(fs, lead, A, 0, A->mloc) < 0) {
-      rc = ntk_h5_fail("cannot select blocks", name);
-      goto done;
-    }
-    hsize_t md[2] = {(hsize_t)A->mloc, (hsize_t)A->nloc};
-    ms = H5Screate_simple(2, md, NULL);
-  } else {
-    H5Sselect_none(fs);
-    ms = H5Screate(H5S_SCALAR);
-    H5Sselect_none(ms);
-  }
-  dxpl = H5Pcreate(H5P_DATASET_XFER);
-  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-  if (H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, dxpl, buf) < 0) {
-    rc = ntk_h5_fail("cannot read", name);
-    goto done;
-  }
-  for (int il = 0; il < A->mloc; ++il)
-    for (int jl = 0; jl < A->nloc; ++jl) A->a[il + (size_t)jl * A->lld] = buf[(size_t)il * A->nloc + jl];
-done:
-  free(buf);
-  if (dxpl >= 0) H5Pclose(dxpl);
-  if (ms >= 0) H5Sclose(ms);
-  if (fs >= 0) H5Sclose(fs);
-  if (d >= 0) H5Dclose(d);
-  return rc;
+  NTK_CHECK(ntk_err_sync(o->g->comm, rc));
+  return NTK_OK;
 }

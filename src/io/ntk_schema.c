@@ -136,9 +136,15 @@ static const ntk_schema_item ckpt_attrs[] = {
     {"loss0", "float"},         {"theta0_frobenius", "float"}, {"unstable", "int"},
     {"K", "int"},               {"Kinf", "int"},               {NULL, NULL}};
 
-static const ntk_schema_item ckpt_sets[] = {
-    {"/theta0", "(N, N)"}, {"/ref0/eigenvalues", "(K,)"}, {"/ref0/energy", "(K,)"},
-    {"/refinf/eigenvalues", "(Kinf,)"}, {"/refinf/energy", "(Kinf,)"}, {NULL, NULL}};
+static const ntk_schema_item ckpt_root_sets[] = {{"theta0", "(N, N)"}, {NULL, NULL}};
+
+static const ntk_schema_item ckpt_ref_sets[] = {{"eigenvalues", "(K,)"}, {"energy", "(K,)"}, {NULL, NULL}};
+
+static const ntk_schema_item ckpt_ref_attrs[] = {{"rest", "float"}, {NULL, NULL}};
+
+static const ntk_schema_item base_attrs[] = {
+    {NTK_ATTR_FORMAT, "str"}, {NTK_ATTR_FORMAT_VERSION, "int"}, {NTK_ATTR_VERSION, "str"},
+    {NTK_ATTR_STATUS, "str"}, {NULL, NULL}};
 
 const ntk_schema_group ntk_schema_groups[] = {
     {"/", 1, "always", root_attrs},
@@ -152,9 +158,15 @@ const ntk_schema_group ntk_schema_groups[] = {
     {"/memory", 1, "ntkspec run", memory_attrs},
     {"/sweep", 0, "ntkspec sweep", sweep_sets},
     {"/sweep", 1, "ntkspec sweep", sweep_attrs},
-    {"checkpoint /", 1, "checkpoint files (also format, format_version, version, status)",
-     ckpt_attrs},
-    {"checkpoint", 0, "checkpoint files (and /params as above)", ckpt_sets},
+    /* the checkpoint file (train.checkpoint): groups named "checkpoint:GROUP" */
+    {"checkpoint:/", 1, "checkpoint files", base_attrs},
+    {"checkpoint:/", 1, "checkpoint files", ckpt_attrs},
+    {"checkpoint:/", 0, "checkpoint files", ckpt_root_sets},
+    {"checkpoint:/params", 0, "checkpoint files", params_sets},
+    {"checkpoint:/ref0", 0, "checkpoint files", ckpt_ref_sets},
+    {"checkpoint:/ref0", 1, "checkpoint files", ckpt_ref_attrs},
+    {"checkpoint:/refinf", 0, "checkpoint files with Kinf > 0", ckpt_ref_sets},
+    {"checkpoint:/refinf", 1, "checkpoint files with Kinf > 0", ckpt_ref_attrs},
     {NULL, 0, NULL, NULL}};
 
 const ntk_series_info *ntk_schema_series(const char *name) {

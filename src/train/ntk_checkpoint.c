@@ -1,17 +1,15 @@
 #include "ntk_checkpoint.h"
 
 #include <errno.h>
-#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "ntk_error.h"
-#include "ntk_h5check.h"
+#include "ntk_input.h"
 #include "ntk_log.h"
 
-#define CKPT_KIND "ntkspec-checkpoint"
 
 void ntk_checkpoint_path(const ntk_config *cfg, char *buf, size_t n) {
   if (cfg->train.checkpoint[0])
@@ -68,11 +66,11 @@ static int write_ref(ntk_output *o, const char *pre, const char *kname, const nt
 static int write_body(ntk_output *o, const ntk_trainer *t, long long step) {
   char *yaml = ntk_config_to_yaml(t->cfg);
   if (!yaml) return ntk_err_code();
-  int err = ntk_output_attr_string(o, "/", "config", yaml);
+  int err = ntk_output_attr_string(o, "/", NTK_ATTR_CONFIG, yaml);
   free(yaml);
   NTK_CHECK(err);
-  NTK_CHECK(ntk_output_attr_string(o, "/", "kind", CKPT_KIND));
-  NTK_CHECK(ntk_output_attr_int(o, "/", "step", step));
+  NTK_CHECK(ntk_output_attr_string(o, "/", NTK_ATTR_KIND, NTK_KIND_CHECKPOINT));
+  NTK_CHECK(ntk_output_attr_int(o, "/", NTK_ATTR_STEP, step));
   NTK_CHECK(ntk_output_attr_int(o, "/", "mpi_size", t->g->size));
   NTK_CHECK(ntk_output_attr_int(o, "/", "n_train", t->N));
   NTK_CHECK(ntk_output_attr_double(o, "/", "learning_rate", t->lr));
@@ -95,7 +93,7 @@ int ntk_checkpoint_write(const ntk_trainer *t, long long step) {
   o.file = -1;
   int err = ntk_output_open(&o, t->g, tmp, 1);
   if (!err) err = write_body(&o, t, step);
-  int cerr = ntk_output_close(&o, err ? "failed" : "complete");
+  int cerr = ntk_output_close(&o, err ? NTK_STATUS_FAILED : NTK_STATUS_COMPLETE);
   if (err || cerr) {
     /* e.g. the disk filled up: the old checkpoint stays as it was, and the half-written
      * new one goes, since it is useless and holds the space a retry would need */
@@ -119,75 +117,11 @@ int ntk_checkpoint_write(const ntk_trainer *t, long long step) {
 
 /* -------------------------------------------------------------------- read -- */
 
-static int h5err(const char *path, const char *what, const char *name) {
-  H5Eclear2(H5E_DEFAULT);
-  return ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %s %s", path, what, name);
-}
-
-static int attr_string(hid_t f, const char *path, const char *name, char **out) {
-  *out = NULL;
-  if (H5Aexists(f, name) <= 0) return h5err(path, "has no attribute", name);
-  hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Tcopy(H5T_C_S1);
-  int rc = NTK_OK;
-  char *v = NULL;
-  H5Tset_size(t, H5T_VARIABLE);
-  H5Tset_cset(t, H5T_CSET_UTF8);
-  if (a < 0 || H5Aread(a, t, &v) < 0 || !v) {
-    rc = h5err(path, "cannot read attribute", name);
-  } else {
-    *out = strdup(v);
-    if (!*out) rc = ntk_err_set(NTK_ERR_MEMORY, "out of memory reading %s", path);
-  }
-  if (v) H5free_memory(v);
-  H5Tclose(t);
-  if (a >= 0) H5Aclose(a);
-  return rc;
-}
-
-static int attr_num(hid_t f, const char *path, const char *obj, const char *name, hid_t type,
-                    void *v) {
-  if (H5Aexists_by_name(f, obj, name, H5P_DEFAULT) <= 0)
-    return h5err(path, "has no attribute", name);
-  hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = a >= 0 && H5Aread(a, type, v) >= 0 ? NTK_OK : h5err(path, "cannot read attribute", name);
-  if (a >= 0) H5Aclose(a);
-  return rc;
-}
-
-/* Replicated data: every rank reads the whole (small) dataset; n values expected. */
-static int read_array(hid_t f, const char *path, const char *name, long long n, double *x) {
-  hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-  if (d < 0) return h5err(path, "has no dataset", name);
-  hid_t sp = H5Dget_space(d);
-  long long have = sp >= 0 ? (long long)H5Sget_simple_extent_npoints(sp) : -1;
-  int rc = NTK_OK;
-  if (have != n)
-    rc = ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %s has %lld values, expected %lld", path, name,
-                     have, n);
-  else {
-    char label[NTK_PATH_MAX + 16];
-    snprintf(label, sizeof label, "checkpoint %s", path);
-    rc = ntk_h5check_dataset(d, label, name);
-    if (rc == NTK_OK && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
-      rc = h5err(path, "cannot read", name);
-  }
-  if (sp >= 0) H5Sclose(sp);
-  H5Dclose(d);
-  return rc;
-}
-
-/* Collective: this rank's blocks of A from the checkpoint (see ntk_output_read_dmat). */
-static int read_dmat(hid_t f, const char *path, const char *name, long long lead, ntk_dmat *A) {
-  char label[2 * NTK_PATH_MAX];
-  snprintf(label, sizeof label, "checkpoint %s", path);
-  return ntk_output_read_dmat(f, label, name, lead, A);
-}
-
-static int read_ref(hid_t f, const char *path, const char *pre, const char *kname, int N,
+static int read_ref(ntk_input *f, const char *path, const char *pre, const char *kname, int N,
                     ntk_kernel_ref *r) {
   long long K = 0;
   char name[64];
-  NTK_CHECK(attr_num(f, path, "/", kname, H5T_NATIVE_LLONG, &K));
+  NTK_CHECK(ntk_input_attr_int(f, "/", kname, &K));
   free(r->w);
   free(r->energy);
   memset(r, 0, sizeof *r);
@@ -197,24 +131,24 @@ static int read_ref(hid_t f, const char *path, const char *pre, const char *knam
   NTK_ALLOC(r->w, K, "reference eigenvalues");
   NTK_ALLOC(r->energy, K, "reference projections");
   snprintf(name, sizeof name, "%s/eigenvalues", pre);
-  NTK_CHECK(read_array(f, path, name, K, r->w));
+  NTK_CHECK(ntk_input_read_array(f, name, K, r->w));
   snprintf(name, sizeof name, "%s/energy", pre);
-  NTK_CHECK(read_array(f, path, name, K, r->energy));
-  NTK_CHECK(attr_num(f, path, pre, "rest", H5T_NATIVE_DOUBLE, &r->rest));
+  NTK_CHECK(ntk_input_read_array(f, name, K, r->energy));
+  NTK_CHECK(ntk_input_attr_double(f, pre, "rest", &r->rest));
   return NTK_OK;
 }
 
 /* Everything after the file is open; each call is made by every rank in the same order,
  * as the collective metadata mode needs. */
-static int read_body(hid_t f, const char *path, ntk_trainer *t, long long *step) {
+static int read_body(ntk_input *f, const char *path, ntk_trainer *t, long long *step) {
   ntk_model *M = t->model;
   char *kind = NULL, *saved = NULL;
-  int rc = attr_string(f, path, "kind", &kind);
-  if (!rc && strcmp(kind, CKPT_KIND) != 0)
+  int rc = ntk_input_attr_string(f, NTK_ATTR_KIND, &kind);
+  if (!rc && strcmp(kind, NTK_KIND_CHECKPOINT) != 0)
     rc = ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: not an ntkspec checkpoint (kind '%s')", path,
                      kind);
   free(kind);
-  if (!rc) rc = attr_string(f, path, "config", &saved);
+  if (!rc) rc = ntk_input_attr_string(f, NTK_ATTR_CONFIG, &saved);
   if (!rc) {
     char diff[2400], label[NTK_PATH_MAX + 64];
     int differs = 0;
@@ -230,8 +164,8 @@ static int read_body(hid_t f, const char *path, ntk_trainer *t, long long *step)
   free(saved);
   NTK_CHECK(rc);
   long long unstable = 0, n_train = 0;
-  NTK_CHECK(attr_num(f, path, "/", "step", H5T_NATIVE_LLONG, step));
-  NTK_CHECK(attr_num(f, path, "/", "n_train", H5T_NATIVE_LLONG, &n_train));
+  NTK_CHECK(ntk_input_attr_int(f, "/", NTK_ATTR_STEP, step));
+  NTK_CHECK(ntk_input_attr_int(f, "/", "n_train", &n_train));
   if (n_train != t->N)
     return ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %lld training samples, the data has %d", path,
                        n_train, t->N);
@@ -239,23 +173,23 @@ static int read_body(hid_t f, const char *path, ntk_trainer *t, long long *step)
     return ntk_err_set(NTK_ERR_INPUT,
                        "--resume: checkpoint %s is at step %lld, beyond train.steps = %d", path,
                        *step, t->cfg->train.steps);
-  NTK_CHECK(attr_num(f, path, "/", "learning_rate", H5T_NATIVE_DOUBLE, &t->lr));
-  NTK_CHECK(attr_num(f, path, "/", "loss0", H5T_NATIVE_DOUBLE, &t->loss0));
-  NTK_CHECK(attr_num(f, path, "/", "theta0_frobenius", H5T_NATIVE_DOUBLE, &t->theta0_fro));
-  NTK_CHECK(attr_num(f, path, "/", "unstable", H5T_NATIVE_LLONG, &unstable));
+  NTK_CHECK(ntk_input_attr_double(f, "/", "learning_rate", &t->lr));
+  NTK_CHECK(ntk_input_attr_double(f, "/", "loss0", &t->loss0));
+  NTK_CHECK(ntk_input_attr_double(f, "/", "theta0_frobenius", &t->theta0_fro));
+  NTK_CHECK(ntk_input_attr_int(f, "/", "unstable", &unstable));
   t->unstable = (int)unstable;
-  if (M->has_fourier) NTK_CHECK(read_dmat(f, path, "/params/G", -1, &M->G));
+  if (M->has_fourier) NTK_CHECK(ntk_input_read_dmat(f, "/params/G", -1, &M->G));
   if (M->project) {
-    NTK_CHECK(read_dmat(f, path, "/params/W0", -1, &M->W0));
-    NTK_CHECK(read_array(f, path, "/params/b0", M->n, M->b0));
+    NTK_CHECK(ntk_input_read_dmat(f, "/params/W0", -1, &M->W0));
+    NTK_CHECK(ntk_input_read_array(f, "/params/b0", M->n, M->b0));
   }
-  for (int l = 0; l < M->L; ++l) NTK_CHECK(read_dmat(f, path, "/params/W", l, &M->W[l]));
-  if (M->L > 0) NTK_CHECK(read_array(f, path, "/params/b", (long long)M->L * M->n, M->b));
-  NTK_CHECK(read_dmat(f, path, "/params/V", -1, &M->V));
-  NTK_CHECK(read_array(f, path, "/params/b_out", M->k, M->b_out));
+  for (int l = 0; l < M->L; ++l) NTK_CHECK(ntk_input_read_dmat(f, "/params/W", l, &M->W[l]));
+  if (M->L > 0) NTK_CHECK(ntk_input_read_array(f, "/params/b", (long long)M->L * M->n, M->b));
+  NTK_CHECK(ntk_input_read_dmat(f, "/params/V", -1, &M->V));
+  NTK_CHECK(ntk_input_read_array(f, "/params/b_out", M->k, M->b_out));
   ntk_dmat_free(&t->theta0);
   NTK_CHECK(ntk_dmat_create(t->g, t->N, t->N, &t->theta0));
-  NTK_CHECK(read_dmat(f, path, "/theta0", -1, &t->theta0));
+  NTK_CHECK(ntk_input_read_dmat(f, "/theta0", -1, &t->theta0));
   NTK_CHECK(read_ref(f, path, "/ref0", "K", t->N, &t->ref0));
   NTK_CHECK(read_ref(f, path, "/refinf", "Kinf", t->N, &t->refinf));
   if (t->ref0.K != t->K)
@@ -268,16 +202,11 @@ static int read_body(hid_t f, const char *path, ntk_trainer *t, long long *step)
 static int partial_matches(const ntk_trainer *t, const char *partial) {
   char label[NTK_PATH_MAX + 64];
   snprintf(label, sizeof label, "--resume: %s", partial);
-  NTK_CHECK(ntk_h5check_file(partial, label));
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  hid_t f = H5Fopen(partial, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    return ntk_err_set(NTK_ERR_INPUT, "--resume: cannot open %s as HDF5", partial);
-  }
+  ntk_input f;
+  NTK_CHECK(ntk_input_open(&f, MPI_COMM_SELF, partial, label));
   char *saved = NULL;
-  int rc = attr_string(f, partial, "config", &saved);
-  H5Fclose(f);
+  int rc = ntk_input_attr_string(&f, NTK_ATTR_CONFIG, &saved);
+  ntk_input_close(&f);
   char diff[2400];
   int differs = 0;
   snprintf(label, sizeof label, "%s: config", partial);
@@ -319,25 +248,13 @@ int ntk_checkpoint_read(ntk_trainer *t, long long *step) {
                      "--resume: no checkpoint %s (a run writes one on SIGTERM/SIGUSR1 or every "
                      "train.checkpoint_every steps)",
                      path);
-  else if (t->g->rank == 0) {
-    char label[NTK_PATH_MAX + 64];
-    snprintf(label, sizeof label, "--resume: checkpoint %s", path);
-    rc = ntk_h5check_file(path, label);
-  }
   NTK_CHECK(ntk_err_share0(t->g->comm, rc));
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_fapl_mpio(fapl, t->g->comm, MPI_INFO_NULL);
-  H5Pset_all_coll_metadata_ops(fapl, 1);
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-  H5Pclose(fapl);
-  if (f < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    rc = ntk_err_set(NTK_ERR_INPUT, "--resume: cannot open checkpoint %s as HDF5", path);
-  } else {
-    rc = read_body(f, path, t, step);
-    H5Fclose(f);
-  }
+  char label[NTK_PATH_MAX + 32];
+  snprintf(label, sizeof label, "checkpoint %s", path);
+  ntk_input f;
+  NTK_CHECK(ntk_input_open(&f, t->g->comm, path, label));
+  rc = read_body(&f, path, t, step);
+  ntk_input_close(&f);
   NTK_CHECK(ntk_err_sync(t->g->comm, rc));
   return NTK_OK;
 }

@@ -8,7 +8,6 @@
 #include "ntk_checkpoint.h"
 #include "ntk_eig.h"
 #include "ntk_error.h"
-#include "ntk_h5check.h"
 #include "ntk_log.h"
 #include "ntk_metrics.h"
 #include "ntk_ntk.h"
@@ -17,33 +16,6 @@
 #include "ntk_size.h"
 #include "ntk_timer.h"
 
-const char *const ntk_train_trajectory_names[] = {
-    "/trajectory/step",
-    "/trajectory/eigenvalues",
-    "/trajectory/lambda_max",
-    "/trajectory/lambda_min",
-    "/trajectory/condition_number",
-    "/trajectory/effective_rank",
-    "/trajectory/trace",
-    "/trajectory/frobenius_norm",
-    "/trajectory/kernel_target_alignment",
-    "/trajectory/drift",
-    "/trajectory/eigenvalue_drift",
-    "/trajectory/eigenvalue_shift",
-    "/trajectory/ntk_change_norm2",
-    "/trajectory/weyl_ok",
-    "/trajectory/train_loss",
-    "/trajectory/test_loss",
-    "/trajectory/train_accuracy",
-    "/trajectory/test_accuracy",
-    "/trajectory/layer_trace",
-    "/trajectory/residual_energy",
-    "/trajectory/predicted_train_loss",
-    "/trajectory/predicted_train_loss_infinite",
-    "/trajectory/stability_ratio",
-    "/trajectory/ntk",
-    "/trajectory/eigenvectors",
-    NULL};
 
 /* ----------------------------------------------------------------- schedule -- */
 
@@ -399,43 +371,38 @@ static int measure_append(ntk_trainer *t, long long step, const measure_row *r) 
   const ntk_kernel_metrics km = r->km;
   int err = NTK_OK;
   ntk_timer_start(NTK_PHASE_OUTPUT);
-#define APPEND(call)        \
-  do {                      \
-    if (!err) err = (call); \
-  } while (0)
-  APPEND(ntk_output_append_int(out, "/trajectory/step", step));
-  APPEND(ntk_output_append_row(out, "/trajectory/eigenvalues", K, t->w));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/lambda_max", km.lambda_max));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/lambda_min", km.lambda_min));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/condition_number", km.condition_number));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/effective_rank", km.effective_rank));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/trace", km.trace));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/frobenius_norm", km.frobenius));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/kernel_target_alignment", km.alignment));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/drift", r->drift));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/eigenvalue_drift", r->eig_drift));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/eigenvalue_shift", r->shift));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/ntk_change_norm2", r->norm2));
-  APPEND(ntk_output_append_int(out, "/trajectory/weyl_ok", r->weyl));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/train_loss", r->train_loss));
-  APPEND(ntk_output_append_scalar(out, "/trajectory/test_loss", r->test_loss));
+  ntk_series_value row[NTK_TRAJ_COUNT];
+  memset(row, 0, sizeof row);
+  ntk_series_int(row, NTK_TRAJ_STEP, step);
+  ntk_series_row(row, NTK_TRAJ_EIGENVALUES, K, t->w);
+  ntk_series_scalar(row, NTK_TRAJ_LAMBDA_MAX, km.lambda_max);
+  ntk_series_scalar(row, NTK_TRAJ_LAMBDA_MIN, km.lambda_min);
+  ntk_series_scalar(row, NTK_TRAJ_CONDITION_NUMBER, km.condition_number);
+  ntk_series_scalar(row, NTK_TRAJ_EFFECTIVE_RANK, km.effective_rank);
+  ntk_series_scalar(row, NTK_TRAJ_TRACE, km.trace);
+  ntk_series_scalar(row, NTK_TRAJ_FROBENIUS_NORM, km.frobenius);
+  ntk_series_scalar(row, NTK_TRAJ_KERNEL_TARGET_ALIGNMENT, km.alignment);
+  ntk_series_scalar(row, NTK_TRAJ_DRIFT, r->drift);
+  ntk_series_scalar(row, NTK_TRAJ_EIGENVALUE_DRIFT, r->eig_drift);
+  ntk_series_scalar(row, NTK_TRAJ_EIGENVALUE_SHIFT, r->shift);
+  ntk_series_scalar(row, NTK_TRAJ_NTK_CHANGE_NORM2, r->norm2);
+  ntk_series_int(row, NTK_TRAJ_WEYL_OK, r->weyl);
+  ntk_series_scalar(row, NTK_TRAJ_TRAIN_LOSS, r->train_loss);
+  ntk_series_scalar(row, NTK_TRAJ_TEST_LOSS, r->test_loss);
   if (D->classification) {
-    APPEND(ntk_output_append_scalar(out, "/trajectory/train_accuracy", r->train_acc));
-    APPEND(ntk_output_append_scalar(out, "/trajectory/test_accuracy", r->test_acc));
+    ntk_series_scalar(row, NTK_TRAJ_TRAIN_ACCURACY, r->train_acc);
+    ntk_series_scalar(row, NTK_TRAJ_TEST_ACCURACY, r->test_acc);
   }
-  APPEND(ntk_output_append_row(out, "/trajectory/layer_trace", t->ng, t->group_trace));
-  if (r->energy) APPEND(ntk_output_append_row(out, "/trajectory/residual_energy", K, r->energy));
+  ntk_series_row(row, NTK_TRAJ_LAYER_TRACE, t->ng, t->group_trace);
+  if (r->energy) ntk_series_row(row, NTK_TRAJ_RESIDUAL_ENERGY, K, r->energy);
   if (training) {
-    APPEND(ntk_output_append_scalar(out, "/trajectory/predicted_train_loss", r->pred));
-    if (t->refinf.K > 0)
-      APPEND(ntk_output_append_scalar(out, "/trajectory/predicted_train_loss_infinite", r->pred_inf));
-    APPEND(ntk_output_append_scalar(out, "/trajectory/stability_ratio", r->ratio));
+    ntk_series_scalar(row, NTK_TRAJ_PREDICTED_TRAIN_LOSS, r->pred);
+    if (t->refinf.K > 0) ntk_series_scalar(row, NTK_TRAJ_PREDICTED_TRAIN_LOSS_INFINITE, r->pred_inf);
+    ntk_series_scalar(row, NTK_TRAJ_STABILITY_RATIO, r->ratio);
   }
-  if (cfg->output.save_ntk) APPEND(ntk_output_append_dmat(out, "/trajectory/ntk", &t->theta));
-  if (cfg->output.save_eigenvectors)
-    APPEND(ntk_output_append_dmat(out, "/trajectory/eigenvectors", &t->vectors));
-  APPEND(ntk_output_flush(out));
-#undef APPEND
+  if (cfg->output.save_ntk) ntk_series_dmat(row, NTK_TRAJ_NTK, &t->theta);
+  if (cfg->output.save_eigenvectors) ntk_series_dmat(row, NTK_TRAJ_EIGENVECTORS, &t->vectors);
+  err = ntk_output_append_measurement(out, row);
   ntk_timer_stop(NTK_PHASE_OUTPUT);
   NTK_CHECK(err);
   return NTK_OK;
@@ -707,34 +674,24 @@ int ntk_train_run(ntk_trainer *t, long long start, int start_measured, ntk_train
 
 int ntk_train_resume_output(ntk_trainer *t, long long start, int *start_measured) {
   ntk_output *o = t->out;
-  long long rows = 0;
+  long long rows = 0, *steps = NULL;
   *start_measured = 0;
-  NTK_CHECK(ntk_output_rows(o, "/trajectory/step", &rows));
-  long long *steps = ntk_malloc((size_t)(rows > 0 ? rows : 1) * sizeof(long long), "trajectory steps");
-  int rc = steps ? NTK_OK : ntk_err_code();
-  if (rc == NTK_OK && rows > 0) {
-    /* every rank reads the small step column (independent raw read; the open is collective) */
-    hid_t d = H5Dopen2(o->file, "/trajectory/step", H5P_DEFAULT);
-    if (d < 0 || !ntk_h5check_dataset_intact(d) || H5Dread(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, steps) < 0)
-      rc = ntk_err_set(NTK_ERR_RUNTIME, "--resume: cannot read /trajectory/step of %s", o->partial);
-    if (d >= 0) H5Dclose(d);
-  }
-  rc = ntk_err_sync(t->g->comm, rc);
+  NTK_CHECK(ntk_output_read_steps(o, &steps, &rows));
   long long keep = 0;
-  while (rc == NTK_OK && keep < rows && steps[keep] <= start) ++keep;
-  if (rc == NTK_OK && keep > 0 && steps[keep - 1] == start) *start_measured = 1;
+  while (keep < rows && steps[keep] <= start) ++keep;
+  if (keep > 0 && steps[keep - 1] == start) *start_measured = 1;
   free(steps);
-  NTK_CHECK(rc);
   if (keep == 0)
     return ntk_err_set(NTK_ERR_INPUT, "--resume: %s has no measurement at or before step %lld",
                        o->partial, start);
-  for (int i = 0; ntk_train_trajectory_names[i]; ++i) {
+  for (int i = 0; i < NTK_TRAJ_COUNT; ++i) {
+    const char *name = ntk_schema_trajectory[i].path;
     long long r = 0;
-    NTK_CHECK(ntk_output_rows(o, ntk_train_trajectory_names[i], &r));
-    if (r > keep) NTK_CHECK(ntk_output_truncate(o, ntk_train_trajectory_names[i], keep));
+    NTK_CHECK(ntk_output_rows(o, name, &r));
+    if (r > keep) NTK_CHECK(ntk_output_truncate(o, name, keep));
     if (r > 0 && r < keep)
       return ntk_err_set(NTK_ERR_INPUT, "--resume: %s has %lld rows of %s, fewer than its %lld steps",
-                         o->partial, r, ntk_train_trajectory_names[i], keep);
+                         o->partial, r, name, keep);
   }
   if (rows > keep)
     ntk_log_info("resume: dropped %lld measurement(s) after step %lld", rows - keep, start);
