@@ -22,7 +22,8 @@ typedef struct {
   hid_t file;
   char path[1024];
   char partial[1048];
-  char creating[1048]; /* PATH.partial.new: the file until its first flush */
+  char creating[1048]; /* PATH.partial.new: the file until ntk_output_publish */
+  int unpublished;     /* still under its .new name */
   long long nsteps; /* rows appended to /trajectory/step so far */
   /* rank 0: disk blocks claimed ahead of HDF5's writes (fallocate), up to `reserved`
    * bytes, through claim_fd; seen_size is the file's size at the last claim */
@@ -51,6 +52,10 @@ void ntk_output_unlock(MPI_Comm comm, const char *path);
  * writable (a probe file is created and removed there); removes a stale PATH.partial.
  * Writes format, format_version, version and status = "running". */
 int ntk_output_open(ntk_output *o, const ntk_grid *g, const char *path, int overwrite);
+/* Collective: flush, then rename PATH.partial.new to PATH.partial (once the caller has
+ * written what makes the file resumable, e.g. the configuration): a PATH.partial is thus
+ * valid HDF5 with its provenance from its first byte.  No-op on a published file. */
+int ntk_output_publish(ntk_output *o);
 /* Collective: reopen an existing PATH.partial or PATH for appending (used by --resume). */
 int ntk_output_reopen(ntk_output *o, const ntk_grid *g, const char *path);
 

@@ -142,6 +142,8 @@ int ntk_app_ctx_open_output(ntk_app_ctx *ctx) {
   const ntk_config *cfg = &ctx->cfg;
   NTK_CHECK(ntk_output_open(&ctx->out, &ctx->g, cfg->output.path, cfg->output.overwrite));
   NTK_CHECK(ntk_app_write_provenance(&ctx->out, cfg, &ctx->g, ctx->cmdline, ctx->start_utc));
+  /* only now PATH.partial: a run killed from here on leaves a file --resume can check */
+  NTK_CHECK(ntk_output_publish(&ctx->out));
   return NTK_OK;
 }
 

@@ -87,14 +87,12 @@ static int open_partial(ntk_output *o, int create) {
   return ntk_err_set(NTK_ERR_INPUT, "output.path: cannot open %s as HDF5", o->partial);
 }
 
-/* Collective: PATH.partial with the root attributes, flushed, so that the file is a valid
- * HDF5 file under its name from the start: it is created as PATH.partial.new and renamed
- * once its first flush is on disk (a run killed before then leaves no PATH.partial; the
- * next run removes the .new). */
+/* Collective: the file with its root attributes, under PATH.partial.new until
+ * ntk_output_publish names it PATH.partial (a run killed before then leaves no
+ * PATH.partial; the next run removes the .new). */
 static int create_file(ntk_output *o, int overwrite) {
-  char final[sizeof o->partial];
-  snprintf(final, sizeof final, "%s", o->partial);
   snprintf(o->partial, sizeof o->partial, "%s", o->creating);
+  o->unpublished = 1;
   int rc = NTK_OK;
   if (o->g->rank == 0) rc = ntk_out_prepare_create(o, overwrite);
   NTK_CHECK(ntk_err_share0(o->g->comm, rc));
@@ -104,13 +102,23 @@ static int create_file(ntk_output *o, int overwrite) {
   NTK_CHECK(ntk_output_attr_int(o, "/", NTK_ATTR_FORMAT_VERSION, NTK_FORMAT_VERSION));
   NTK_CHECK(ntk_output_attr_string(o, "/", NTK_ATTR_VERSION, NTK_VERSION));
   NTK_CHECK(ntk_output_attr_string(o, "/", NTK_ATTR_STATUS, NTK_STATUS_RUNNING));
+  return NTK_OK;
+}
+
+int ntk_output_publish(ntk_output *o) {
+  if (!ntk_out_is_open(o)) return ntk_out_not_open("publish");
+  if (!o->unpublished) return NTK_OK;
   NTK_CHECK(ntk_output_flush(o));
+  char final[sizeof o->partial];
+  snprintf(final, sizeof final, "%s.partial", o->path);
+  int rc = NTK_OK;
   /* the open MPI-IO handles and claim_fd follow the file: a rename keeps the inode */
-  if (o->g->rank == 0 && rename(o->creating, final) != 0)
-    rc = ntk_err_set(NTK_ERR_RUNTIME, "output: cannot rename %s to %s (%s)", o->creating, final,
+  if (o->g->rank == 0 && rename(o->partial, final) != 0)
+    rc = ntk_err_set(NTK_ERR_RUNTIME, "output: cannot rename %s to %s (%s)", o->partial, final,
                      strerror(errno));
   NTK_CHECK(ntk_err_sync(o->g->comm, rc));
   snprintf(o->partial, sizeof o->partial, "%s", final);
+  o->unpublished = 0;
   return NTK_OK;
 }
 

@@ -101,6 +101,7 @@ int ntk_checkpoint_write(const ntk_trainer *t, long long step) {
       char part[NTK_PATH_MAX + 48];
       snprintf(part, sizeof part, "%s.partial", tmp);
       unlink(part);
+      if (o.partial[0]) unlink(o.partial); /* CKPT.new.partial.new, if it failed that early */
       unlink(tmp);
     }
     NTK_CHECK(err ? err : cerr);
