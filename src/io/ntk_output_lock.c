@@ -105,7 +105,7 @@ static int take_exclusive(const char *path, const char *lp, held_lock *h) {
       return refuse_in_use(path, lp, holder,
                            ": this file system has no fcntl locks, so a holder on another host cannot be "
                            "checked: remove the lock file if that run is gone");
-    ntk_log_warn("output: taking over the stale lock %s (%s: that process is gone)", lp, holder);
+    ntk_log_info("output: taking over the stale lock %s (%s: that process is gone)", lp, holder);
     if (unlink(lp) != 0 && errno != ENOENT)
       return ntk_err_set(NTK_ERR_INPUT, "output.path: cannot remove stale lock %s (%s)", lp, strerror(errno));
   }
@@ -169,7 +169,7 @@ static int take_rank0(const char *path) {
     }
     char holder[512] = "";
     read_holder(fd, holder, sizeof holder);
-    if (holder[0]) ntk_log_warn("output: taking over the stale lock %s (%s: that run is gone)", lp, holder);
+    if (holder[0]) ntk_log_info("output: taking over the stale lock %s (%s: that run is gone)", lp, holder);
     if (write_holder(fd) != 0) {
       int e = errno;
       close(fd);
