@@ -42,7 +42,7 @@ void ntk_path_dirname(const char *path, char *dir, size_t len);
  * its run's lock, needs none).  Rank 0 checks the folder and that PATH and PATH.partial
  * are regular or absent, then takes an fcntl write lock on PATH.lock, which records host,
  * pid, SLURM job and start time; a lock another live process holds is NTK_ERR_INPUT naming
- * that holder; a lock file whose holder is gone is taken over (a warning says so).  Counted
+ * that holder; a lock file whose holder is gone is taken over (a progress line says so).  Counted
  * per process; ntk_output_unlock removes PATH.lock when the count drops to 0 and does
  * nothing for a path this process does not hold. */
 int ntk_output_lock(MPI_Comm comm, const char *path);
