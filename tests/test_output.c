@@ -289,6 +289,12 @@ static void write_main(const ntk_grid *g, const char *path) {
   char *cfg = config_text();
   OK(ntk_output_attr_string(&o, "/", "config", cfg));
   free(cfg);
+  /* PATH.partial appears only once published (its configuration written), as a run does */
+  char partial[1100];
+  snprintf(partial, sizeof partial, "%s.partial", path);
+  if (g->rank == 0) CHECK(!exists(partial), "%s before ntk_output_publish", partial);
+  OK(ntk_output_publish(&o));
+  if (g->rank == 0) CHECK(exists(partial), "%s after ntk_output_publish", partial);
   OK(ntk_output_attr_int(&o, NULL, "mpi_size", g->size));
   OK(ntk_output_attr_double(&o, "/", "seed", 0.1));
   OK(ntk_output_attr_string(&o, "/analytic", "kind", "test"));
@@ -395,6 +401,7 @@ static void error_cases(const ntk_grid *g, const char *dir, const char *path) {
   OK(write_tagged(&o, g, "/a", 3, 4, 30));
   OK(ntk_output_close(&o, "complete"));
   OK(ntk_output_open(&o, g, p, 1));
+  OK(ntk_output_publish(&o));
   if (g->rank == 0) CHECK(!exists(p), "overwrite must remove the old %s", p);
   OK(write_tagged(&o, g, "/a", 3, 4, 31));
   OK(ntk_output_close(&o, "failed"));
@@ -452,6 +459,7 @@ static void crash_run(const ntk_grid *g, const char *path) {
   ntk_output o;
   OK(ntk_output_open(&o, g, path, 1));
   OK(ntk_output_attr_string(&o, "/", "config", "crash test"));
+  OK(ntk_output_publish(&o));
   for (int t = 0; t < 3; ++t) append_step(&o, g, t, 1);
   append_step(&o, g, 3, 0);
   MPI_Barrier(g->comm);

@@ -30,9 +30,12 @@ static int set_paths(ntk_output *o, const char *path) {
 /* Rank 0 only: the folder must exist and be writable, PATH must be absent unless
  * overwrite, and a stale PATH.partial from a crashed run is removed. */
 int ntk_out_prepare_create(ntk_output *o, int overwrite) {
+  /* o->partial already names the file being created (PATH.partial.new, create_file) */
+  char published[sizeof o->partial];
+  snprintf(published, sizeof published, "%s.partial", o->path);
   NTK_CHECK(ntk_out_check_folder(o->path));
   NTK_CHECK(ntk_out_check_replaceable("output.path", o->path));
-  NTK_CHECK(ntk_out_check_replaceable("output.path", o->partial));
+  NTK_CHECK(ntk_out_check_replaceable("output.path", published));
   NTK_CHECK(ntk_out_check_replaceable("output.path", o->creating));
   if (ntk_out_exists(o->path)) {
     if (!overwrite)
@@ -45,8 +48,8 @@ int ntk_out_prepare_create(ntk_output *o, int overwrite) {
                          strerror(errno));
   }
   /* stale: the output lock says that no other run writes them */
-  if (unlink(o->partial) != 0 && errno != ENOENT)
-    return ntk_err_set(NTK_ERR_INPUT, "output.path: cannot remove stale %s (%s)", o->partial,
+  if (unlink(published) != 0 && errno != ENOENT)
+    return ntk_err_set(NTK_ERR_INPUT, "output.path: cannot remove stale %s (%s)", published,
                        strerror(errno));
   if (unlink(o->creating) != 0 && errno != ENOENT)
     return ntk_err_set(NTK_ERR_INPUT, "output.path: cannot remove stale %s (%s)", o->creating,

@@ -103,7 +103,8 @@ static const ntk_schema_item params_sets[] = {
 static const ntk_schema_item analytic_sets[] = {
     {"nngp", "(N, N)"}, {"ntk", "(N, N)"}, {"eigenvalues", "(K,)"}, {NULL, NULL}};
 
-static const ntk_schema_item analytic_attrs[] = {{"n_masks", "int"}, {"fourier", "str"}, {NULL, NULL}};
+static const ntk_schema_item analytic_attrs[] = {
+    {"n_masks", "int"}, {"fourier", "str"}, {"dual_error", "float"}, {NULL, NULL}};
 
 static const ntk_schema_item timing_sets[] = {
     {"phase", "(phases,) str"}, {"min", "(phases,)"}, {"avg", "(phases,)"},
