@@ -19,6 +19,9 @@ default; name some to run only those):
              - strong scaling at 1, 2, 4 hosts (one rank per host) and its report;
   partition  a training run on 4 hosts; one host's link is down for 6 s mid-run: the
              run completes and its file equals an uninterrupted run's (bitwise);
+  lock       the output lock across hosts: a run on host 1 holds it (frozen while it
+             does); the same run started on host 2 is refused at start naming host 1's
+             holder; host 1's run completes with the uninterrupted trajectory;
   failure    a training run on 4 of the 5 hosts (checkpoint every 10 steps); once it has
              a checkpoint one of its hosts dies (link cut, every process on it killed):
              the job leaves the running state within 150 s, SLURM requeues it, it resumes
@@ -33,6 +36,7 @@ import fcntl
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -337,6 +341,50 @@ def section_partition(R, cl, env, work):
     same_trajectory(R, os.path.join(out, "run.h5"), ref, "partition")
 
 
+def section_lock(R, cl, env, work):
+    """Issue 22 across hosts: a run on host 1 holds output.path's lock (frozen with SIGSTOP
+    while it does, so that the collision is certain); the same run started on host 2 is
+    refused at start (exit 2, one line naming host 1); host 1's run then completes with the
+    uninterrupted trajectory."""
+    out = os.path.join(work, "lock", "run.h5")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    ref = os.path.join(work, "lock", "lone.h5")
+    H.run(["run", CFG] + TRAIN + ["-q", "--set", "output.path=" + ref], np=1, check=True)
+    args = ["mpirun", "-q", "-np", "1", H.NTKSPEC, "run", CFG] + TRAIN + ["-q", "--set", "output.path=" + out]
+    first = subprocess.Popen([TC, "exec", cl.host(1)] + args, env=cl.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    pid, t0 = None, time.time()
+    while pid is None and first.poll() is None and time.time() - t0 < H.limit(300):
+        try:
+            m = re.match(r"host (\S+) pid (\d+) .*\n", open(out + ".lock").read())
+        except OSError:
+            m = None
+        if m:
+            R.check(m.group(1) == cl.host(1), "lock: PATH.lock names host %s (%s)" % (cl.host(1), m.group(1)))
+            pid = int(m.group(2))
+        else:
+            time.sleep(0.01)
+    R.check(pid is not None, "lock: the run on %s took the lock" % cl.host(1))
+    if pid is None:
+        first.communicate(timeout=H.limit(600))
+        return
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        second = subprocess.run([TC, "exec", cl.host(2)] + args, env=cl.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, timeout=H.limit(600))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    lines = second.stderr.strip().splitlines()
+    R.check(second.returncode == 2 and len(lines) == 1 and cl.host(1) in lines[0] and "pid %d" % pid in lines[0],
+            "lock: the run on %s is refused in one line naming %s's holder: rc %d, %s"
+            % (cl.host(2), cl.host(1), second.returncode, second.stderr.strip()[-400:]))
+    rest = first.communicate(timeout=H.limit(900))[0]
+    R.check(first.returncode == 0, "lock: the holder completes: rc %d, %s" % (first.returncode, rest[-400:]))
+    if first.returncode == 0:
+        same_trajectory(R, out, ref, "lock: the holder vs a lone run")
+        R.check(not os.path.exists(out + ".lock") and not os.path.exists(out + ".partial"), "lock: no .lock or .partial left")
+
+
 def section_failure(R, cl, env, work):
     ref = train_reference(work)
     out = os.path.join(work, "failure")
@@ -425,7 +473,8 @@ def main():
     try:
         cl.start()
         print("cluster of %d hosts up in %.1f s (%s)" % (K, time.time() - t_start, root), flush=True)
-        for name, fn in (("jobs", section_jobs), ("partition", section_partition), ("failure", section_failure)):
+        for name, fn in (("jobs", section_jobs), ("lock", section_lock), ("partition", section_partition),
+                         ("failure", section_failure)):
             if H.section(name):
                 t0 = time.time()
                 fn(R, cl, env, work)
