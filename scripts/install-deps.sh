@@ -14,6 +14,7 @@ PKGS=(
   slurm-wlm slurmctld slurmd slurm-client
   iproute2 util-linux
   python3-matplotlib
+  python3-sklearn
   clang libclang-rt-14-dev llvm valgrind
 )
 SUDO=""

@@ -11,3 +11,7 @@ ntk_add_mpi_test(data_np2 test_data 2 0 0 3)
 ntk_add_mpi_test(data_np4 test_data 4 0 0 4)
 ntk_add_mpi_test(data_np4_1x4 test_data 4 1 4 3)
 ntk_add_mpi_test(data_np4_4x1 test_data 4 4 1 5)
+
+# tools/ntkspec-uci: the UCI sets from python3-sklearn, their split and standardisation,
+# and one short run of each configs/uci_*.yaml on its file.
+ntk_add_py_test(uci test_uci.py)

@@ -52,6 +52,12 @@ with open(os.path.join(tmp, "garbage.h5"), "w") as f:
 exists = os.path.join(tmp, "exists.h5")
 
 
+def with_attr(path, name, value):
+    with h5py.File(path, "a") as f:
+        f.attrs[name] = value
+    return path
+
+
 def fuzz_file(name):
     return os.path.join(H.SOURCE_DIR, "fuzz", "corpus", "hdf5", name)
 
@@ -119,6 +125,12 @@ CASES = [
     # a damaged local heap: HDF5 itself segfaults in H5Lexists; the checker process takes it
     ("metadata HDF5 crashes on", hdf5_cfg(fuzz_file("raw_corrupt_local_heap.h5")), [], 2,
      "HDF5 crashed (signal 11, Segmentation fault) reading its metadata: the file is corrupt"),
+    ("classification attribute not 0 or 1",
+     hdf5_cfg(with_attr(h5data("cls2.h5", x_ok, np.eye(2)[np.arange(30) % 2]), "classification", 2), ", n_train: 0"),
+     [], 2, "attribute \"classification\" must be the integer 0 or 1"),
+    ("classification with one column",
+     hdf5_cfg(with_attr(h5data("cls1.h5", x_ok, y_ok), "classification", 1), ", n_train: 0"), [], 2,
+     "one-hot targets need k >= 2"),
     ("more rows asked than the file has", hdf5_cfg(h5data("ok.h5", x_ok, y_ok), ", n_train: 31"), [], 2, "n_train"),
     ("fashion class out of range", GOOD.replace("source: synthetic_1d, n_train: 40, n_test: 8",
                                                 "source: fashion_mnist, n_train: 40, classes: [0, 12]"),

@@ -2,7 +2,8 @@
  * (synthetic_1d, teacher, sphere; generated in parallel from the counter-based generator,
  * each rank computing only its own entries), Fashion-MNIST (Debian's
  * dataset-fashion-mnist gzip IDX files, subset, class subset, one-hot, standardisation),
- * and user HDF5 files (datasets x (N, d) and y (N, k), each rank reading only its rows).
+ * and user HDF5 files (datasets x (N, d) and y (N, k), each rank reading only its rows;
+ * a root attribute classification = 1 marks y as one-hot classes).
  * Non-finite values and shape mismatches are input errors (NTK_ERR_INPUT), agreed across
  * ranks so that all exit together with one message. */
 #ifndef NTK_DATA_H

@@ -122,7 +122,8 @@ const ntk_config_key ntk_config_keys[] = {
     K_LIST("data.classes", data.classes, data.n_classes, 0, 9,
            "fashion_mnist class subset, distinct labels 0..9 (empty = all ten)"),
     K_BOOL("data.standardize", data.standardize, "true",
-           "scale inputs to zero mean and unit variance per feature (training statistics)"),
+           "scale inputs to zero mean and unit variance per feature (training statistics; "
+           "fashion_mnist only, hdf5 files are read as they are)"),
 
     K_ENUM("ntk.method", ntk.method, "structured", method_choices,
            "structured: per-layer Gram products; jacobian: explicit Jacobian (reference)"),

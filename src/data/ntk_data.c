@@ -758,6 +758,31 @@ static int h5_plan(const ntk_config *cfg, hid_t file, h5_info info[4], int *n_tr
   return NTK_OK;
 }
 
+/* The optional root attribute "classification" (an integer scalar, 0 or 1): 1 says y is
+ * one-hot over its k >= 2 columns, so that accuracy is reported (tools/ntkspec-uci writes
+ * it); without it the targets are regression targets. */
+static int h5_classification(hid_t file, const char *path, int k, int *cls) {
+  *cls = 0;
+  if (H5Aexists(file, "classification") <= 0) return NTK_OK;
+  hid_t a = H5Aopen(file, "classification", H5P_DEFAULT);
+  hid_t ty = a >= 0 ? H5Aget_type(a) : -1, sp = a >= 0 ? H5Aget_space(a) : -1;
+  long long v = -1;
+  int ok = ty >= 0 && sp >= 0 && H5Tget_class(ty) == H5T_INTEGER && h5_type_supported(ty) &&
+           H5Sget_simple_extent_npoints(sp) == 1 && H5Aread(a, H5T_NATIVE_LLONG, &v) >= 0;
+  if (sp >= 0) H5Sclose(sp);
+  if (ty >= 0) H5Tclose(ty);
+  if (a >= 0) H5Aclose(a);
+  if (!ok || (v != 0 && v != 1))
+    return ntk_err_set(NTK_ERR_INPUT, "%s: attribute \"classification\" must be the integer 0 or 1",
+                       path);
+  if (v == 1 && k < 2)
+    return ntk_err_set(NTK_ERR_INPUT,
+                       "%s: attribute \"classification\" is 1 but \"y\" has %d column (one-hot "
+                       "targets need k >= 2)", path, k);
+  *cls = (int)v;
+  return NTK_OK;
+}
+
 /* Reads rows [0, A->m) of dataset `name`, only the row blocks this rank owns (all
  * columns), and stores the owned entries.  Collective over the grid. */
 static int h5_read_rows(const ntk_config *cfg, hid_t file, const char *name, const h5_info *info,
@@ -841,11 +866,15 @@ static int shape_hdf5(const ntk_config *cfg, int *n_train, int *n_test, int *d, 
   h5_quiet_on(&q);
   hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   int rc = NTK_OK;
-  h5_info info[4];
+  h5_info info[4] = {{0}}; /* h5_plan fills it when it succeeds */
   if (file < 0)
     rc = ntk_err_set(NTK_ERR_INPUT, "%s: not an HDF5 file or unreadable", path);
   else
     rc = h5_plan(cfg, file, info, n_train, n_test);
+  if (!rc) {
+    int cls;
+    rc = h5_classification(file, path, info[1].cols, &cls);
+  }
   if (file >= 0) H5Fclose(file);
   h5_quiet_off(&q);
   if (rc) return rc;
@@ -880,6 +909,8 @@ static int load_hdf5(const ntk_config *cfg, const ntk_grid *g, ntk_data *D) {
   rc = ntk_err_sync(g->comm, rc);
   h5_info info[4];
   if (!rc) rc = ntk_err_sync(g->comm, h5_plan(cfg, file, info, &D->n_train, &D->n_test));
+  if (!rc)
+    rc = ntk_err_sync(g->comm, h5_classification(file, path, info[1].cols, &D->classification));
   if (!rc) {
     D->d = info[0].cols;
     D->k = info[1].cols;
@@ -892,8 +923,8 @@ static int load_hdf5(const ntk_config *cfg, const ntk_grid *g, ntk_data *D) {
   if (file >= 0) H5Fclose(file);
   h5_quiet_off(&q);
   if (!rc)
-    snprintf(D->description, sizeof D->description, "hdf5: %.200s (%d of %d rows)", path,
-             D->n_train, info[0].rows);
+    snprintf(D->description, sizeof D->description, "hdf5: %.200s (%d of %d rows%s)", path,
+             D->n_train, info[0].rows, D->classification ? ", one-hot classes" : "");
   return rc;
 }
 
