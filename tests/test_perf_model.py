@@ -68,6 +68,89 @@ R.check(all(r["passes"] == 1 for r in PM.load_runs(files)),
 R.check(PM.messages(4096, 4096, 4, 4, 64, chunk_mb=8.0)["forward"] >
         PM.messages(4096, 4096, 4, 4, 64)["forward"], "chunk_mb sets the gathered products' panel count")
 
+# ---- the network model (docs/SCALING.md "Shaped links") ----
+# every exchange of gathers() is one that words() counts: their mean over the ranks agree
+for N, n, L in [(1024, 1024, 4), (3000, 1000, 2)]:
+    for P in [2, 3, 4, 6, 8, 9, 16, 64]:
+        X, W = PM.gathers(N, n, L, P), PM.words(N, n, L, P)
+        for ph in PM.COMM:
+            mean, busy = PM.gather_words(X[ph], busiest=False), PM.gather_words(X[ph])
+            R.check(abs(mean - W[ph]) <= 1e-9 * W[ph] and busy >= mean * (1 - 1e-12),
+                    "P=%d %s: exchanges' mean %.6g, words() %.6g, busiest %.6g" % (P, ph, mean, W[ph], busy))
+# square grids: the Gram's gather along grid columns is one-way, from the diagonal rank; a
+# 2 x 2 grid's busiest rank receives N K/2 of it (all its C columns' rows) plus N K/4 along
+# its grid row, K = (2L+2) n + k + p; a 2 x 1 grid is balanced: N K/2
+K = 10 * 1024 + PM.K_OUT + PM.P_FEAT
+R.check(abs(PM.gather_words(PM.gathers(1024, 1024, 4, 4)["gram"]) - 0.75 * 1024 * K) < 1e-6,
+        "2x2 Gram: the busiest rank receives 3/4 N K")
+R.check(abs(PM.gather_words(PM.gathers(1024, 1024, 4, 2)["gram"]) - 0.5 * 1024 * K) < 1e-6,
+        "2x1 Gram: every rank receives N K/2")
+# a TCP link as tbf counts it: whole 1514-byte frames per 1448 payload bytes, less the burst
+net = PM.net_tcp(100e6, 25e-6, burst=131072, pair=2.0)
+R.check(abs(PM.transfer(1048576, net) - (8 * 1048576 * 1514 / 1448 - 131072) / 12.5e6) < 1e-12,
+        "transfer over tbf: %r" % PM.transfer(1048576, net))
+R.check(PM.transfer(1000, net) == 0.0, "a message within the burst costs no bandwidth time")
+# Open MPI 4.1's tuned allgatherv (coll_tuned_decision_fixed.c) at large sizes
+R.check([PM.allgatherv_algorithm(q, 1 << 20) for q in (2, 4, 8, 32, 300, 1024)] ==
+        ["two_proc", "neighbor", "bruck", "ring", "ring", "neighbor"], "allgatherv algorithms")
+cl = PM.net_cluster(2e-6, 1e9)
+x = PM.transfer(1e6, cl)
+R.check(abs(x - 8e-3) < 1e-15, "cluster transfer: 8 MB at 1 GB/s")
+R.check(abs(PM.allgatherv_time(32, 1, 1e6, cl) - 31 * (2e-6 + x)) < 1e-12,
+        "ring with one contributor: the block hops q-1 times")
+R.check(abs(PM.allgatherv_time(32, 32, 1e6, cl) - 31 * (2e-6 + x)) < 1e-12, "ring, all contribute")
+R.check(abs(PM.allgatherv_time(2, 2, 1e6, net) - (25e-6 + 2.0 * PM.transfer(1e6, net))) < 1e-12,
+        "two ranks both sending over one connection: the pair factor")
+R.check(abs(PM.allgatherv_time(2, 1, 1e6, net) - (25e-6 + PM.transfer(1e6, net))) < 1e-12,
+        "two ranks, one sending: one transfer")
+R.check(abs(PM.allgatherv_time(8, 8, 1e4, cl) - (3 * 2e-6 + 7 * PM.transfer(1e4, cl))) < 1e-12,
+        "bruck, all contribute: log2 q steps, q-1 blocks")
+bc = PM.net_cluster(2e-6, 1e9, bcast=True)
+R.check(abs(PM.allgatherv_time(32, 1, 1e6, bc) - (10 * 2e-6 + 2 * 31 / 32 * x)) < 1e-12,
+        "the broadcast what-if")
+# PDSYNTRD: one rank reduces when isqrt(P) = 1 (the triangle moves there and back)
+R.check(abs(PM.eig_network(1000, 2, net) - 2 * (25e-6 + PM.transfer(1000 * 1001 / 4.0, net))) < 1e-12,
+        "eigensolve on 2 ranks: two transfers of half the triangle")
+R.check(PM.eig_network(1000, 1, net) == 0.0 and PM.eig_network(1000, 8, net) == PM.eig_network(1000, 4, net),
+        "eigensolve: 8 ranks reduce on the 2 x 2 subgrid like 4")
+# one rank: the network changes nothing
+one = {"rates": {"forward": 4e10, "backward": 5e10, "gram": 3e10, "hadamard": 6e8}, "cache_mb": 32.0,
+       "mem_bw": 1.5e10, "mem_bw_cache": 2.5e10, "beta": 3e8, "kappa": 0.1, "tau": 0.0}
+R.check(PM.predict(one, 1024, 1024, 4, 1, 2, net=net) == PM.predict(one, 1024, 1024, 4, 1, 2),
+        "one rank: the same prediction with and without a network")
+# the backward's maximum carries the Grams' one-way tails on square grids only
+R.check(PM.backward_drain(1024, 1024, 4, 2, net, 4194304) == 0.0 and
+        abs(PM.backward_drain(1024, 1024, 4, 4, net, 4194304) - 4 * PM.transfer(524288, net)) < 1e-12,
+        "backward drain: none on 2 x 1, one Gram message per layer on 2 x 2")
+
+# `shaped` reads scripts/shaped-scaling.sh's folder: here the runs above as if shaped
+if len(files) == 4:
+    import shutil
+    sh = os.path.join(tmp, "shaped")
+    os.makedirs(sh)
+    pp = "# bytes half_rtt_min_s half_rtt_median_s exchange_s exchange_bytes_per_s\n8 2e-05 2.5e-05 5e-05 1\n" \
+         "2097152 0.1 0.17 0.34 1\n"
+    for name in ["pingpong_p2_unshaped.txt", "pingpong_p4_unshaped.txt", "pingpong_100mbit_l1.txt"]:
+        with open(os.path.join(sh, name), "w") as f:
+            f.write(pp)
+    with open(os.path.join(sh, "shape_100mbit.txt"), "w") as f:
+        f.write("links: tbf rate 100mbit burst 131072 latency 10ms at each end\n")
+    with open(os.path.join(sh, "tcp_wmem.txt"), "w") as f:
+        f.write("4096\t16384\t4194304\n")
+    with open(os.path.join(sh, "runs.tsv"), "w") as f:
+        f.write("file\trate\tlinks\thosts\trepeat\tload1\tbytes_before\tbytes_after\n")
+        for path in files[:2] + files[3:]:
+            shutil.copy(path, sh)
+            P = int(path.split("_p")[-1].split(".")[0])
+            f.write("%s\t100mbit\t1\t%d\t1\t0.5\t0\t0\n" % (os.path.basename(path), P))
+    out = os.path.join(sh, "comparison.csv")
+    p = subprocess.run([sys.executable, os.path.join(H.SOURCE_DIR, "tools", "perf_model.py"), "shaped", sh,
+                        "--cores", "2", "--csv", out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rows = open(out).read().splitlines() if os.path.exists(out) else []
+    R.check(p.returncode == 0 and "alpha 25.0/25.0 us" in p.stdout and len(rows) == 1 + 2 * 4 and
+            ",2,100mbit,1,2," in rows[1], "shaped: one row per phase and host count, pair factor 2: %s %s"
+            % (p.stdout[-600:], rows[:2]))
+
 if len(files) == 4:
     rates = os.path.join(tmp, "rates.json")
     tool = os.path.join(H.SOURCE_DIR, "tools", "perf_model.py")

@@ -8,6 +8,8 @@ headline problem on a cluster.
         fit the parameters on the files whose name contains SUBSTR (default: all), then
         print measured (median over repeats of a configuration) against model, phase by phase
     tools/perf_model.py predict --rates rates.json [--N 65536 --n 65536 --L 8] ...
+    tools/perf_model.py shaped FOLDER [--stat min|median] [--csv OUT]
+        scripts/shaped-scaling.sh's runs over tc-shaped links against the network model
 
 Work per NTK evaluation (structured method, k outputs, p = 2m Fourier features):
   forward    F = 2 N n (p + L n + k) + 2 N d m per pass (ntkspec run: one pass per measurement,
@@ -29,6 +31,11 @@ Time of a phase:
                                                                (forward, backward, gram)
   t = [(2/3 N^3) / (P R_gram) max(1, P/C) + (4/3 N^3) / B_mem] (1 + kappa [P > 1])
       + N tau log2 P                                           (eigensolve)
+On a network (predict, shaped) the term 8 W / beta + M alpha of the gathered products is
+their exchanges one by one (gathers): each MPI_Allgatherv with the algorithm Open MPI's
+tuned component picks (ring, neighbour exchange, bruck, two_proc), timed for the rank that
+waits longest (on square grids the gather along grid columns goes one way, from the
+diagonal rank); the eigensolve's N tau log2 P is PDSYNTRD's own path (eig_network).
 R: the phase's rate per core, from 1-rank runs; C: the cores the ranks share; beta: the
 bandwidth per rank (fitted on the multi-rank runs here; the network's on a cluster); B_mem:
 the memory bandwidth of the ranks' nodes (BLAS-2 does not speed up with more ranks on one
@@ -115,6 +122,234 @@ def messages(N, n, L, P, b, passes=1, chunk_mb=256.0):
             "gram": (2 * L + 2) * gram * lg, "hadamard": 0.0, "eigensolve": 0.0}
 
 
+# ---------------------------------------------------------------- the network --------
+# What a phase's exchanges cost on a network (docs/SCALING.md "Shaped links"): the gathered
+# products' MPI_Allgatherv calls, one per panel and step, each in a grid row or column,
+# with the algorithm Open MPI's tuned component picks and the rank that waits longest.
+TCP_MSS, TCP_FRAME = 1448, 1514   # TCP payload and Ethernet frame of a 1500-byte MTU (timestamps on)
+
+
+def net_tcp(rate_bps, alpha, burst=0.0, pair=1.0):
+    """A TCP link of rate_bps bits/s each way (what tc tbf counts: whole frames), one-way
+    latency alpha [s], the token bucket's burst [bytes] that an idle link passes at once,
+    and `pair`: the time of a pairwise exchange (both ranks send and receive the same bytes
+    at once) over that of a one-way transfer, 1 for a full-duplex link.  Open MPI over TCP
+    does not get 1: with one connection per pair of ranks (btl_tcp_links = 1, its default)
+    the two directions take turns (bench_pingpong: 2.0 at 0.5-8 MiB); with 2 they mostly
+    overlap.  scripts/shaped-scaling.sh measures it at 2 MiB (pair_factor)."""
+    return {"alpha": alpha, "bw": rate_bps / 8.0, "wire": TCP_FRAME / float(TCP_MSS), "burst": burst,
+            "pair": pair}
+
+
+def net_cluster(alpha, bw, bcast=False):
+    """An RDMA-class network: bw payload bytes/s per rank each way, full duplex.  bcast: the
+    one-way gathers (some ranks contribute nothing) as broadcasts from the contributors
+    instead of MPI_Allgatherv (not what ntkspec does today: a what-if)."""
+    return {"alpha": alpha, "bw": bw, "wire": 1.0, "burst": 0.0, "pair": 1.0, "bcast": bcast}
+
+
+def pair_factor(path, size=2097152):
+    """bench_pingpong's output: a pairwise exchange of `size` bytes over a one-way transfer
+    (the medians)."""
+    with open(path) as f:
+        for line in f:
+            x = line.split()
+            if x and x[0] == str(size):
+                return float(x[3]) / float(x[2])
+    raise SystemExit("%s: no %d-byte row" % (path, size))
+
+
+def transfer(words, net):
+    """Seconds to move `words` doubles one way between two ranks (after the latency)."""
+    b = 8.0 * words * net["wire"] - net["burst"]
+    return max(0.0, b) / net["bw"]
+
+
+def allgatherv_algorithm(q, per_rank_bytes):
+    """Open MPI 4.1's tuned allgatherv for q ranks (coll_tuned_decision_fixed.c, per-rank
+    size = total / q): two_proc, ring, neighbor (neighbour exchange), bruck or linear."""
+    s = per_rank_bytes
+    if q == 2:
+        return "ring" if s < 2048 or 4096 <= s < 8192 else "two_proc"
+    if q < 8:
+        return ("linear" if s < 256 else "neighbor" if s < 4096 else "ring" if s < 8192 else
+                "neighbor" if s < 16384 else "bruck" if s < 262144 else "neighbor")
+    if q < 16:
+        return "linear" if s < 1024 else "bruck"
+    if q < 32:
+        return "linear" if s < 128 else "bruck" if s < 262144 else "ring"
+    if q < 64:
+        return "linear" if s < 256 else "bruck" if s < 8192 else "ring"
+    if q < 128:
+        return "linear" if s < 256 else "bruck" if s < 4096 else "ring"
+    if q < 256:
+        return "bruck" if s < 1024 else "neighbor" if s < 65536 else "ring"
+    if q < 512:
+        return "bruck" if s < 1024 else "ring"
+    if q < 1024:
+        return ("bruck" if s < 512 else "linear" if s < 1024 else "bruck" if s < 4096 else
+                "neighbor" if s < 1048576 else "ring")
+    return "bruck" if s < 4096 else "neighbor"
+
+
+def bcast_time(q, words, net):
+    """A large MPI_Bcast of `words` in q ranks, bandwidth-optimal (scatter, then allgather:
+    Open MPI's scatter_allgather and pipelined trees come close): 2 (q-1)/q of it through
+    each link, 2 log2 q latencies."""
+    return 2.0 * math.ceil(math.log2(q)) * net["alpha"] + 2.0 * (q - 1) / q * transfer(words, net)
+
+
+def allgatherv_time(q, c, block, net):
+    """An MPI_Allgatherv in a group of q ranks where c of them (evenly spaced) contribute
+    `block` words each and the others nothing.  Every algorithm moves a block one hop per
+    step along a chain of dependent steps, so what counts is the blocks on the longest
+    chain: ring q-1 steps of one block (c = 1 included: the block hops q-1 times);
+    neighbour exchange q/2 steps of up to two blocks (pairwise: with one TCP connection per
+    pair the two directions take turns); bruck log2 q steps of 2^k blocks of which
+    ceil(2^k c/q) are not empty; two_proc one exchange."""
+    if q <= 1:
+        return 0.0
+    if c < q and net.get("bcast") and block > 0:
+        # the lever (docs/SCALING.md): each contributor broadcasts its block instead
+        return c * bcast_time(q, block, net)
+    alg = allgatherv_algorithm(q, 8.0 * c * block / q)
+    a, x = net["alpha"], transfer(block, net)
+    d = net["pair"] if c > 1 else 1.0       # both directions carry data at once
+    if alg == "two_proc":
+        return a + d * x
+    if alg == "ring":
+        return (q - 1) * (a + x)
+    if alg == "neighbor":
+        steps = q // 2 if q % 2 == 0 else q - 1
+        blocks = (q - 1) if c == q else steps
+        return steps * a + d * blocks * x
+    if alg == "bruck":
+        t, k = 0.0, 1
+        while k < q:
+            t += a + min(k, q - k, math.ceil(k * c / float(q))) * x
+            k *= 2
+        return t
+    return 2 * math.ceil(math.log2(q)) * a + (q - 1) * x   # linear: gatherv to rank 0 + bcast
+
+
+def gathers(N, n, L, P, b=64, passes=1, chunk_mb=256.0):
+    """The exchanges of each phase: {phase: [(q, c, block, count)]}, an MPI_Allgatherv in a
+    group of q ranks where c contribute `block` words each, issued `count` times.
+      A B^T gathered (forward z = h W^T, ntk_dmat_gemm_abt_gathered with N >= n; the Grams
+      with B = A): per panel of kp columns, my rows of A (and of B) along the grid row
+      (q = Pc, all contribute (rows/Pr) kp/Pc), then the rows of B that are my C columns
+      along the grid column: q = Pr, and only the ranks whose grid row r = c mod gcd(Pr, Pc)
+      hold such rows (C's column blocks and B's row blocks are dealt the same way), so
+      c = Pr/g contribute (rows/Pc)(g/Pr) kp each: on a square grid the diagonal rank alone
+      sends, and the others receive all rows/Pc of them.
+      A B gathered (backward gz W, ntk_dmat_gemm_ab_gathered): my rows of A along the grid
+      row, and the panel's rows of B in my C columns along the grid column, every grid row
+      sending its share (balanced).
+    The k-column output products (PDGEMM) and the counts exchanged before each Allgatherv
+    are latency only (block 0).  Every call here is also counted in words() (its mean over
+    the ranks): tests/test_perf_model.py checks the two agree."""
+    pr, pc = grid(P)
+    g = math.gcd(pr, pc)
+    out = {ph: [] for ph in PHASES}
+    if P == 1:
+        return out
+
+    def abt(ph, M, K, Nb, same, times):
+        kb_cols = panels(K, M / pr + (0 if same else Nb / pr) + Nb / pc, b * pc, chunk_mb)
+        kp = K / float(kb_cols)
+        calls = [(pc, pc, M / pr * kp / pc), (pr, pr // g, Nb / pc * g / pr * kp)]
+        if not same:
+            calls.append((pc, pc, Nb / pr * kp / pc))
+        for q, c, blk in calls:
+            if q > 1:
+                out[ph].append((q, c, blk, times * kb_cols))
+                out[ph].append((q, q, 0.0, times * kb_cols))   # the counts (MPI_Allgather)
+
+    def ab(ph, M, K, Nc, times):
+        copies = 2.0 + 1.0 / pr if pr > 1 else 1.0
+        kb_cols = panels(K, (M / pr if pc > 1 else 0.0) + copies * Nc / pc, b, chunk_mb)
+        kp = K / float(kb_cols)
+        for q, c, blk in [(pc, pc, M / pr * kp / pc), (pr, pr, kp / pr * Nc / pc)]:
+            if q > 1:
+                out[ph].append((q, c, blk, times * kb_cols))
+                if q == pc:
+                    out[ph].append((q, q, 0.0, times * kb_cols))
+
+    def pdgemm(ph, M, K, Nc, times):
+        # SUMMA: K/b rounds of a broadcast along the grid row and one along the grid column
+        words = M / pr * K * (pc - 1) / pc + K * Nc / pc * (pr - 1) / pr
+        out[ph].append((P, P, words / (P - 1), times))   # its words as one exchange, counted
+        out[ph].append((2, 2, 0.0, times * math.ceil(K / float(b)) *
+                        (math.ceil(math.log2(pc)) + math.ceil(math.log2(pr)))))
+
+    abt("forward", N, P_FEAT, n, False, passes)
+    abt("forward", N, n, n, False, passes * L)
+    pdgemm("forward", N, n, K_OUT, passes)
+    ab("backward", N, n, n, L)
+    pdgemm("backward", N, K_OUT, n, 1)
+    for K, times in [(n, 2 * L + 2), (P_FEAT, 1), (K_OUT, 1)]:
+        abt("gram", N, K, N, True, times)
+    return out
+
+
+def gather_words(ex, busiest=True):
+    """Words received per rank by a list of exchanges: by the rank that receives most
+    (busiest) or on average over the ranks (what words() counts)."""
+    tot = 0.0
+    for q, c, blk, count in ex:
+        if busiest:
+            tot += count * blk * (c if c < q else c - 1)
+        else:
+            tot += count * blk * c * (q - 1) / float(q)
+    return tot
+
+
+def comm_time(ex, net):
+    """Seconds of a phase's exchanges on network `net` (one after the other: ntkspec does not
+    overlap them with its DGEMMs)."""
+    return sum(count * allgatherv_time(q, c, blk, net) for q, c, blk, count in ex)
+
+
+def backward_drain(N, n, L, P, net, sndbuf):
+    """What the backward's maximum over ranks carries of the Grams before it.  Each of its L
+    gathered products follows the Grams of a layer; where the Grams' gather along grid
+    columns goes one way (some ranks send, others only receive: on square grids), a sender's
+    MPI_Allgatherv returns once its data sits in TCP's send buffer (up to sndbuf bytes), so
+    it starts the backward's exchange while its partner is still receiving.  That wait is
+    the partner's Gram time too (the Gram's own maximum has it): it moves time between the
+    two phases' maxima, not into the run."""
+    pr, pc = grid(P)
+    g = math.gcd(pr, pc)
+    if P == 1 or pr // g == pr:
+        return 0.0
+    last = N / pc * g / pr * n / float(panels(n, N / pr + N / pc, 64 * pc, 256.0))
+    return L * transfer(min(last, sndbuf / 8.0), net)
+
+
+def eig_network(N, P, net):
+    """The network part of PDSYEVR's tridiagonal reduction, PDSYNTRD (ScaLAPACK): it copies
+    the lower triangle onto the largest square subgrid, q = isqrt(P) ranks a side
+    (PDTRMR2D), reduces it there and copies it back.  q = 1 (P = 2, 3): DSYTRD on rank 0
+    alone, after the other ranks' (1 - 1/P) of the N(N+1)/2 words came to it, one way then
+    the other.  q >= 2: PDSYTTRD (block size 1 on the subgrid): per column two transposes
+    between ranks (r, c) and (c, r) (the vectors v and w, (N - j)/q words each) and two
+    combines (a vector along the grid row, scalars along the grid column; log2 q steps
+    each): (2 + 2 log2 q) messages in a row.  Open MPI's pml_monitoring at q = 2,
+    N = 1024 counted 4.2 messages per column from the busiest rank, 0.81 N^2 words to its
+    transposed partner and 0.375 N^2 in the row combine: (1.62 + 0.75 log2 q) N^2/q."""
+    if P == 1:
+        return 0.0
+    q = math.isqrt(P)
+    tri = N * (N + 1) / 2.0
+    if q == 1:
+        return 2.0 * (net["alpha"] + transfer(tri * (1.0 - 1.0 / P), net))
+    move = 2.0 * (net["alpha"] + transfer(tri / (q * q) * (1.0 - 1.0 / (q * q)), net))
+    lg = math.log2(q)
+    # the transposes go both ways at once (a pairwise exchange), the combine one way per step
+    return (move + N * (2.0 + 2.0 * lg) * net["alpha"] + net["pair"] * transfer(1.62 * N * N / q, net)
+            + transfer(0.75 * lg * N * N / q, net))
+
+
 def memory_per_rank(N, n, L, P):
     """Peak bytes per rank: assembly (activations, weights, 3 N x N) and eigensolve."""
     asm = (2 * L + 1) * N * n + L * n * n + n * P_FEAT + 2 * N * P_FEAT + 3.0 * N * N
@@ -128,28 +363,44 @@ def fits_cache(N, P, nodes, cache_mb):
 
 
 def predict(m, N, n, L, P, cores, nodes=1, b=64, alpha=0.0, beta=None, mem_bw=None, tau=None,
-            parts=None, passes=1, chunk_mb=256.0):
+            parts=None, passes=1, chunk_mb=256.0, net=None):
     """Seconds per phase for calibration `m`.  beta, mem_bw (per node) and tau replace the
     calibrated values (a cluster's).  `parts` receives the compute, bandwidth and latency sums.
-    passes: forward passes per NTK evaluation; chunk_mb: ntk.chunk_mb (the panel widths)."""
+    passes: forward passes per NTK evaluation; chunk_mb: ntk.chunk_mb (the panel widths).
+    net (net_tcp, net_cluster): the exchanges on that network (gathers, eig_network) instead
+    of the on-node terms 8 W / beta + M alpha and N tau log2 P."""
     beta = beta or m["beta"]
     F, W = flops(N, n, L, passes), words(N, n, L, P, passes)
     M = messages(N, n, L, P, b, passes, chunk_mb)
+    X = gathers(N, n, L, P, b, passes, chunk_mb) if net else None
     share = max(1.0, P / float(cores))
     t = {}
     acc = {"compute": 0.0, "bandwidth": 0.0, "latency": 0.0}
     for ph in ["forward", "backward", "gram", "hadamard"]:
         c = F[ph] / (P * m["rates"][ph]) * share
-        w, l = W[ph] * 8.0 / beta, M[ph] * alpha
+        if net:
+            l = comm_time([x for x in X[ph] if x[2] == 0.0], net)
+            w = comm_time(X[ph], net) - l
+        else:
+            w, l = W[ph] * 8.0 / beta, M[ph] * alpha
         t[ph] = c + w + l
         acc["compute"] += c
         acc["bandwidth"] += w
         acc["latency"] += l
     f3, b2 = eig_parts(N)
-    if mem_bw is None:
-        mem_bw = m["mem_bw_cache"] if fits_cache(N, P, nodes, m["cache_mb"]) else m["mem_bw"]
-    c = (f3 / (P * m["rates"]["gram"]) * share + b2 / (nodes * mem_bw)) * (1.0 + kappa(m, P, cores))
-    l = N * (m.get("tau", 0.0) if tau is None else tau) * math.log2(P)
+    q = math.isqrt(P)
+    if net and q == 1:
+        # PDSYNTRD reduces on one rank (eig_network): the compute of one rank, no kappa
+        one = m["mem_bw_cache"] if fits_cache(N, 1, 1, m["cache_mb"]) else m["mem_bw"]
+        c = f3 / m["rates"]["gram"] + b2 / (mem_bw or one)
+        l = eig_network(N, P, net)
+    else:
+        ranks = q * q if net else P   # PDSYTTRD works on the square subgrid
+        if mem_bw is None:
+            mem_bw = m["mem_bw_cache"] if fits_cache(N, ranks, nodes, m["cache_mb"]) else m["mem_bw"]
+        c = (f3 / (ranks * m["rates"]["gram"]) * max(1.0, ranks / float(cores)) + b2 / (nodes * mem_bw)) * \
+            (1.0 + kappa(m, ranks, cores))
+        l = eig_network(N, P, net) if net else N * (m.get("tau", 0.0) if tau is None else tau) * math.log2(P)
     t["eigensolve"] = c + l
     acc["compute"] += c
     acc["latency"] += l
@@ -281,6 +532,113 @@ def compare(m, runs, cores, fitted):
     return worst
 
 
+def tc_rate(text):
+    """A tc rate (100mbit, 1gbit, 500kbit, 1000bit) in bits/s."""
+    for unit, mult in (("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1.0)):
+        if text.endswith(unit):
+            return float(text[:-len(unit)]) * mult
+    raise SystemExit("not a tc rate: %r" % text)
+
+
+def read_shaped(folder):
+    """scripts/shaped-scaling.sh's results: the runs (with their rate, links and load), the
+    one-way latency (bench_pingpong on the unshaped link: the median half round trip of
+    8 bytes) and each rate's token-bucket burst (the shape line testcluster.sh printed)."""
+    import csv
+    meta = {}
+    with open(os.path.join(folder, "runs.tsv")) as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            meta[row["file"]] = row
+    alpha = {}
+    for k in (2, 4):
+        path = os.path.join(folder, "pingpong_p%d_unshaped.txt" % k)
+        with open(path) as f:
+            for line in f:
+                x = line.split()
+                if x and x[0] == "8":
+                    alpha[k] = float(x[2])
+        if k not in alpha:
+            raise SystemExit("%s: no 8-byte row" % path)
+    with open(os.path.join(folder, "tcp_wmem.txt")) as f:
+        sndbuf = float(f.read().split()[-1])
+    bursts = {}
+    for rate in {r["rate"] for r in meta.values()}:
+        with open(os.path.join(folder, "shape_%s.txt" % rate)) as f:
+            words_ = f.read().split()
+        bursts[rate] = float(words_[words_.index("burst") + 1])
+    runs = load_runs([os.path.join(folder, name) for name in sorted(meta)])
+    for r in runs:
+        row = meta[os.path.basename(r["file"])]
+        r.update(rate=row["rate"], links=int(row["links"]), load=float(row["load1"]))
+    return runs, alpha, bursts, sndbuf
+
+
+def shaped(folder, cores, stat, csv_path=None, runs_csv=None, markdown=False):
+    """Measured against predicted, phase by phase, for every rate, links and host count:
+    compute rates from the 1-host runs (the cores' speed, nothing about the network),
+    alpha from the ping-pong with as many ranks as the run, beta from the tbf rate and the
+    pair factor from the exchange benchmark; nothing fitted to the multi-host runs."""
+    runs, alpha, bursts, sndbuf = read_shaped(folder)
+    if runs_csv:
+        import csv
+        with open(runs_csv, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "rate", "links", "hosts", "load1"] + PHASES)
+            for r in runs:
+                w.writerow([os.path.basename(r["file"]), r["rate"], r["links"], r["P"], r["load"]] +
+                           ["%.4f" % r["t"][ph] for ph in PHASES])
+    m = fit([r for r in runs if r["P"] == 1], cores, 32.0)
+    m["kappa"] = m["kappa_shared"] = 0.0
+    print("alpha %s us (ping-pong on 2 and 4 hosts, unshaped); rates per core from the %d 1-host runs "
+          "(GFLOP/s): %s" % ("/".join("%.1f" % (a * 1e6) for _, a in sorted(alpha.items())),
+                             sum(1 for r in runs if r["P"] == 1),
+        ", ".join("%s %.1f" % (k, v / 1e9) for k, v in m["rates"].items())))
+    print("measured: the %s over the repeats (max over ranks); error = predicted / measured - 1" % stat)
+    print("%-10s %5s %8s %5s %5s %4s %6s %9s %9s %9s %7s" % ("phase", "hosts", "rate", "links", "pair", "runs",
+                                                          "load", "min", "median", "predicted", "error"))
+    rows, worst = [], 0.0
+    # 1-host rows: the compute rates' own fit (all 1-host runs together), for reference
+    keys = sorted({(r["rate"], r["links"], r["P"]) for r in runs},
+                  key=lambda k: (-tc_rate(k[0]), -k[1], k[2]))
+    for rate, links, P in keys:
+        rs = [r for r in runs if (r["rate"], r["links"], r["P"]) == (rate, links, P)]
+        r0 = rs[0]
+        pair = pair_factor(os.path.join(folder, "pingpong_%s_l%d.txt" % (rate, links)))
+        net = net_tcp(tc_rate(rate), alpha[min(max(P, 2), 4)], bursts[rate], pair)
+        t = predict(m, r0["N"], r0["n"], r0["L"], P, cores, 1, net=net, passes=r0["passes"])
+        # the timers' maximum over ranks: the backward carries the Grams' one-way tails
+        t["backward"] += backward_drain(r0["N"], r0["n"], r0["L"], P, net, sndbuf)
+        for ph in COMM + ["eigensolve"]:
+            v = sorted(r["t"][ph] for r in rs)
+            med = v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
+            meas = v[0] if stat == "min" else med
+            err = t[ph] / meas - 1.0
+            worst = max(worst, abs(err))
+            load = sum(r["load"] for r in rs) / len(rs)
+            rows.append({"phase": ph, "hosts": P, "rate": rate, "links": links, "pair": pair, "runs": len(rs),
+                         "load": round(load, 2), "measured_min": v[0], "measured_median": med,
+                         "predicted": t[ph], "error": err})
+            print("%-10s %5d %8s %5d %5.2f %4d %6.1f %9.3f %9.3f %9.3f %+6.0f%%" % (
+                ph, P, rate, links, pair, len(rs), load, v[0], med, t[ph], 100 * err))
+    print("largest error: %.0f%%" % (100 * worst))
+    if markdown:
+        print("\n| phase | hosts | rate | links | pair | runs | load | min [s] | median [s] | model [s] | error |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print("| %s | %d | %s | %d | %.2f | %d | %.1f | %.3f | %.3f | %.3f | %s%+.0f%%%s |" % (
+                r["phase"], r["hosts"], r["rate"], r["links"], r["pair"], r["runs"], r["load"],
+                r["measured_min"], r["measured_median"], r["predicted"], "**" if abs(r["error"]) > 0.25 else "",
+                100 * r["error"], "**" if abs(r["error"]) > 0.25 else ""))
+    if csv_path:
+        import csv
+        with open(csv_path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: ("%.4g" % v if isinstance(v, float) else v) for k, v in r.items()})
+    return worst
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -290,6 +648,13 @@ def main(argv=None):
     c.add_argument("--cache-mb", type=float, default=32.0, help="last-level cache per node [MiB]")
     c.add_argument("--fit", default="", help="fit only on files whose name contains this")
     c.add_argument("--save")
+    sh = sub.add_parser("shaped", help="scripts/shaped-scaling.sh's runs against the model")
+    sh.add_argument("folder")
+    sh.add_argument("--cores", type=int, default=os.cpu_count(), help="cores the hosts share")
+    sh.add_argument("--stat", choices=["min", "median"], default="min")
+    sh.add_argument("--csv", help="the comparison table")
+    sh.add_argument("--runs-csv", help="every run's phase times (max over ranks)")
+    sh.add_argument("--markdown", action="store_true", help="the table in Markdown too")
     p = sub.add_parser("predict")
     p.add_argument("--rates", help="JSON from calibrate --save")
     p.add_argument("--N", type=int, default=65536)
@@ -302,9 +667,10 @@ def main(argv=None):
     p.add_argument("--alpha", type=float, default=2e-6, help="network latency [s]")
     p.add_argument("--node-bw", type=float, default=12.5e9, help="injection bandwidth per node [B/s]")
     p.add_argument("--node-mem-bw", type=float, default=200e9, help="memory bandwidth per node [B/s]")
-    p.add_argument("--sync-messages", type=float, default=6.0,
-                   help="messages per column and tree level of the tridiagonal reduction")
     p.add_argument("--nodes", default="16,64,256,1024")
+    p.add_argument("--column-gather", choices=["allgatherv", "bcast"], default="allgatherv",
+                   help="how the one-way gathers along grid columns move: what ntkspec does "
+                        "(allgatherv) or broadcasts from the contributing ranks (a what-if)")
     a = ap.parse_args(argv)
     if a.cmd == "calibrate":
         runs = load_runs(a.files)
@@ -315,13 +681,15 @@ def main(argv=None):
             with open(a.save, "w") as f:
                 json.dump(m, f, indent=1)
         return 0
+    if a.cmd == "shaped":
+        shaped(a.folder, a.cores, a.stat, a.csv, a.runs_csv, a.markdown)
+        return 0
     if not a.rates:
         raise SystemExit("predict needs --rates (from calibrate --save)")
     m = json.load(open(a.rates))
-    tau = a.sync_messages * a.alpha
     print("N=%d n=%d L=%d, %d ranks/node, alpha %.1e s, %.1f GB/s network and %.0f GB/s memory "
-          "per node, tau %.1e s" % (a.N, a.n, a.L, a.ranks_per_node, a.alpha, a.node_bw / 1e9,
-                                    a.node_mem_bw / 1e9, tau))
+          "per node; column gathers by %s; PDSYEVR's reduction on the square grid" % (
+              a.N, a.n, a.L, a.ranks_per_node, a.alpha, a.node_bw / 1e9, a.node_mem_bw / 1e9, a.column_gather))
     print("%6s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s %10s %9s" % (
         "nodes", "ranks", "forward", "backward", "gram", "hadamard", "eigen", "total", "compute",
         "bandwidth", "latency", "limit", "GiB/rank"))
@@ -329,8 +697,9 @@ def main(argv=None):
         P = nodes * a.ranks_per_node
         parts = {}
         # all ranks of a node communicate at once through its one network port
-        t = predict(m, a.N, a.n, a.L, P, P, nodes, a.block, a.alpha, a.node_bw / a.ranks_per_node,
-                    a.node_mem_bw, tau, parts, chunk_mb=a.chunk_mb)
+        net = net_cluster(a.alpha, a.node_bw / a.ranks_per_node, a.column_gather == "bcast")
+        t = predict(m, a.N, a.n, a.L, P, P, nodes, a.block, mem_bw=a.node_mem_bw, parts=parts,
+                    chunk_mb=a.chunk_mb, net=net)
         mem = memory_per_rank(a.N, a.n, a.L, P)[0] / 2 ** 30
         print("%6d %7d %9.2f %9.2f %9.2f %9.3f %9.2f %9.2f %9.2f %9.2f %9.2f %10s %9.3f" % (
             nodes, P, t["forward"], t["backward"], t["gram"], t["hadamard"], t["eigensolve"],
