@@ -147,9 +147,9 @@ if len(files) == 4:
     p = subprocess.run([sys.executable, os.path.join(H.SOURCE_DIR, "tools", "perf_model.py"), "shaped", sh,
                         "--cores", "2", "--csv", out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     rows = open(out).read().splitlines() if os.path.exists(out) else []
-    R.check(p.returncode == 0 and "alpha 25.0/25.0 us" in p.stdout and len(rows) == 1 + 2 * 4 and
-            ",2,100mbit,1,2," in rows[1], "shaped: one row per phase and host count, pair factor 2: %s %s"
-            % (p.stdout[-600:], rows[:2]))
+    R.check(p.returncode == 0 and "alpha 25.0/25.0 us" in p.stdout and len(rows) == 1 + 3 * 4 and
+            rows[1].startswith("forward,1,") and rows[5].startswith("forward,2,100mbit,1,2,"),
+            "shaped: one row per phase and host count (1, 2, 4), pair factor 2: %s %s" % (p.stdout[-600:], rows[:6]))
 
 if len(files) == 4:
     rates = os.path.join(tmp, "rates.json")
