@@ -2,7 +2,7 @@
  * assembles (ntk_ntk_for_config) times v, and its trace and per-group traces against the
  * dense kernel's: for relu, tanh and gelu, every ntk.network (eval, mask, mask_average),
  * trainable and fixed Fourier features, without projection, without skip connections, raw
- * inputs, k = 1 and k = 3.  MPI test on the grid given by argv (rows cols block): every rank
+ * inputs, k = 1 and k = 3; and the gathered A^T B product the operator relies on.  MPI test on the grid given by argv (rows cols block): every rank
  * runs every case, the errors are reduced to all ranks.
  *
  * Tolerance 1e-12 on ||Theta v - y|| / (||Theta||_F ||v||): both sides are the same sums
@@ -139,6 +139,35 @@ static void check_case(const char *name, const ntk_config *cfg, const ntk_grid *
   ntk_dmat_free(&X);
 }
 
+/* The weight-gradient product it relies on, ntk_dmat_gemm_atb_gathered, against PDGEMM 'T','N'
+ * for shapes that leave partial blocks, with beta != 0, in tiny and in one chunk of rows. */
+static void check_atb(const ntk_grid *g) {
+  static const int shapes[][3] = {{67, 13, 9}, {50, 5, 21}, {3, 7, 7}};
+  for (int t = 0; t < 3; ++t)
+    for (int pass = 0; pass < 2; ++pass) {
+      const int K = shapes[t][0], m1 = shapes[t][1], m2 = shapes[t][2];
+      ntk_dmat A, B, C, R;
+      int s1 = 1, s2 = 2, s3 = 3;
+      OK(ntk_dmat_create(g, K, m1, &A));
+      OK(ntk_dmat_create(g, K, m2, &B));
+      OK(ntk_dmat_create(g, m1, m2, &C));
+      OK(ntk_dmat_create(g, m1, m2, &R));
+      ntk_dmat_fill(&A, vdata, &s1);
+      ntk_dmat_fill(&B, vdata, &s2);
+      ntk_dmat_fill(&C, vdata, &s3);
+      ntk_dmat_fill(&R, vdata, &s3);
+      OK(ntk_dmat_gemm_atb_gathered(0.7, &A, &B, -0.3, &C, pass ? 64.0 : 1e-6));
+      OK(ntk_dmat_gemm('T', 'N', 0.7, &A, &B, -0.3, &R));
+      const double e = ntk_dmat_diff_fro(&C, &R) / ntk_dmat_norm_fro(&R);
+      EXPECT(e < 1e-14, "gemm_atb %d x %d x %d (panel %s): relative error %.3e", m1, m2, K,
+             pass ? "64 MiB" : "one block of rows", e);
+      ntk_dmat_free(&A);
+      ntk_dmat_free(&B);
+      ntk_dmat_free(&C);
+      ntk_dmat_free(&R);
+    }
+}
+
 /* A vector of another length is refused, not read out of bounds. */
 static void check_bad_vector(const ntk_grid *g) {
   ntk_config cfg;
@@ -212,6 +241,7 @@ int main(int argc, char **argv) {
   cfg.fourier.trainable = 0;
   check_case("raw inputs", &cfg, &g, 1, 0);
   check_bad_vector(&g);
+  check_atb(&g);
 
   MPI_Allreduce(MPI_IN_PLACE, &worst_apply, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   MPI_Allreduce(MPI_IN_PLACE, &worst_trace, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);

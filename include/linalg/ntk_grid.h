@@ -110,6 +110,15 @@ int ntk_dmat_gemm_abt_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *
  * PDGEMM, but in panels of up to panel_mb MiB instead of SUMMA's rank-nb steps. */
 int ntk_dmat_gemm_ab_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
                               ntk_dmat *C, double panel_mb);
+/* C := alpha*A^T*B + beta*C (A K x m1, B K x m2 on the same rows, C m1 x m2): the product
+ * over the samples, as in a weight gradient g^T a.  Each rank multiplies its rows of A (with
+ * every column: gathered along its grid row in chunks of rows within panel_mb MiB when the
+ * grid has more than one column) by its rows of B, one local DGEMM per block of C rows, into
+ * its grid column's m1 x (its columns of C) partial sum, which MPI_Reduce_scatter sums over
+ * the grid column and deals out to the grid rows: no SUMMA rounds.  Words per rank: K m1
+ * (Pc-1)/P gathered and m1 m2 / Pc reduced. */
+int ntk_dmat_gemm_atb_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
+                               ntk_dmat *C, double panel_mb);
 /* Its panel width for A am x K and C am x cn within panel_mb MiB per rank (every rank the
  * same; the memory estimate uses it). */
 int ntk_dmat_panel_columns_ab(const ntk_grid *g, int am, int cn, int K, double panel_mb);
@@ -129,6 +138,8 @@ ntk_panel_bytes ntk_dmat_abt_panel_bytes(const ntk_grid *g, int am, int bm, int 
                                          double panel_mb);
 /* ntk_dmat_gemm_ab_gathered: A am x K, C am x cn. */
 ntk_panel_bytes ntk_dmat_ab_panel_bytes(const ntk_grid *g, int am, int cn, int K, double panel_mb);
+/* ntk_dmat_gemm_atb_gathered: A K x m1, B K x m2. */
+ntk_panel_bytes ntk_dmat_atb_panel_bytes(const ntk_grid *g, int K, int m1, int m2, double panel_mb);
 /* What two kinds of product alternating hold: the larger of each buffer. */
 ntk_panel_bytes ntk_panel_bytes_max(ntk_panel_bytes a, ntk_panel_bytes b);
 int64_t ntk_panel_bytes_sum(ntk_panel_bytes s);

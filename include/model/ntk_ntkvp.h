@@ -44,7 +44,8 @@ void ntk_ntkvp_destroy(ntk_ntkvp **op);
 /* Memory beyond ntk_model_memory (the forward states of one network and the backward's
  * signals are counted there) for the estimate, in bytes on process (0, 0); saturating:
  * the parameter direction (one copy of the weights), the tangent states, the seed and
- * output, and with mask_average the forward states of the other masks. */
+ * output, the weight directions' gathered A^T B buffers, and with mask_average the forward
+ * states of the other masks. */
 void ntk_ntkvp_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
                       const ntk_model_bytes *model, int64_t *bytes);
 

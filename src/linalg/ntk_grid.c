@@ -777,3 +777,100 @@ int64_t ntk_dmat_gemm_abt_gathered_bytes(const ntk_grid *g, int am, int bm, int 
   return ntk_size_add(ntk_panel_bytes_sum(ntk_dmat_abt_panel_bytes(g, bm, am, K, 0, panel_mb)),
                       ntk_dmat_max_local_bytes(g, bm, am));
 }
+
+/* Rows of A gathered per chunk (kc x m1, plus the packed send), within panel_mb: the same on
+ * every rank of a grid row, which is all that must agree (the gathers run along it). */
+static int atb_chunk_rows(const ntk_grid *g, int K, int m1, double panel_mb) {
+  double kc = panel_mb * 1048576.0 / 8.0 / (m1 + (double)local_count(m1, g->nb, 0, g->npcol) + 1.0);
+  if (kc > (double)(INT_MAX / 4)) kc = INT_MAX / 4;
+  int k = (int)kc / g->nb * g->nb;
+  if (k < g->nb) k = g->nb;
+  return k > K ? K : k;
+}
+
+int ntk_dmat_gemm_atb_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
+                               ntk_dmat *C, double panel_mb) {
+  const ntk_grid *g = A->g;
+  const int Pr = g->nprow, Pc = g->npcol, nb = g->nb, m1 = A->n;
+  if (B->m != A->m || C->m != m1 || C->n != B->n)
+    return ntk_err_set(NTK_ERR_INTERNAL, "gemm_atb: A %d x %d, B %d x %d, C %d x %d", A->m, A->n,
+                       B->m, B->n, C->m, C->n);
+  /* MPI counts are int: the largest (process (0, 0)'s) decides alike everywhere */
+  const double most = (double)m1 * local_count(B->n, nb, 0, Pc);
+  if (most > (double)INT_MAX)
+    return ntk_err_set(NTK_ERR_INPUT, "gemm_atb: %.0f entries per rank exceed MPI's 2^31 count", most);
+  const int mloc = A->mloc, nloc = B->nloc;
+  const int kc = atb_chunk_rows(g, mloc > 0 ? mloc : 1, m1, panel_mb); /* alike in my grid row */
+  /* Q = [Q_0 | Q_1 | ...]: Q_r holds the rows of C grid row r owns (in its local order) */
+  int *qoff = calloc((size_t)Pr + 1, sizeof(int)), *cnt = calloc((size_t)(Pr > Pc ? Pr : Pc), sizeof(int));
+  int *dsp = calloc((size_t)Pc + 1, sizeof(int));
+  double *Q = panel(PANEL_RECV, (size_t)m1 * nloc + 1);
+  double *rows = Pc > 1 ? panel(PANEL_AROW, (size_t)kc * m1 + 1) : NULL;
+  double *pack = Pc > 1 ? panel(PANEL_PACK, (size_t)kc * A->nloc + 1) : NULL;
+  double *out = panel(PANEL_ACOL, (size_t)C->mloc * nloc + 1);
+  int err = qoff && cnt && dsp && Q && out && (Pc == 1 || (rows && pack))
+                ? NTK_OK
+                : ntk_err_set(NTK_ERR_MEMORY, "out of memory for gemm_atb (%d x %d)", m1, nloc);
+  if ((err = ntk_err_sync(g->comm, err))) goto done;
+  for (int r = 0; r < Pr; ++r) qoff[r + 1] = qoff[r] + local_count(m1, nb, r, Pr) * nloc;
+  memset(Q, 0, (size_t)m1 * nloc * sizeof(double));
+  for (int r0 = 0; r0 < mloc; r0 += kc) {
+    const int kr = mloc - r0 < kc ? mloc - r0 : kc;
+    const double one = 1.0;
+    const double *seg = A->a + r0; /* one grid column: my rows of A hold every column */
+    int ld = A->lld;
+    if (Pc > 1) {
+      /* gather this chunk of my rows with every column along my grid row, column-major
+       * kr x m1 per source in its local column order */
+      for (int jl = 0; jl < A->nloc; ++jl)
+        memcpy(pack + (size_t)jl * kr, A->a + r0 + (size_t)jl * A->lld, (size_t)kr * sizeof(double));
+      for (int pc = 0; pc < Pc; ++pc) {
+        cnt[pc] = kr * local_count(m1, nb, pc, Pc);
+        dsp[pc + 1] = dsp[pc] + cnt[pc];
+      }
+      MPI_Allgatherv(pack, kr * A->nloc, MPI_DOUBLE, rows, cnt, dsp, MPI_DOUBLE, g->row_comm);
+      ld = kr;
+    }
+    /* one DGEMM per block of nb columns of A: rows of C in grid row (bi % Pr), at local
+     * block bi / Pr there; the columns come from grid column bi % Pc, its local block bi / Pc */
+    for (int bi = 0; bi * nb < m1; ++bi) {
+      const int bs = m1 - bi * nb < nb ? m1 - bi * nb : nb, rr = bi % Pr;
+      const int ldq = local_count(m1, nb, rr, Pr);
+      const double *ab = Pc > 1 ? rows + dsp[bi % Pc] + (size_t)(bi / Pc) * nb * kr
+                                : seg + (size_t)bi * nb * ld;
+      if (nloc > 0)
+        dgemm_("T", "N", &bs, &nloc, &kr, &one, ab, &ld, B->a + r0, &B->lld, &one,
+               Q + qoff[rr] + (size_t)(bi / Pr) * nb, &ldq);
+    }
+  }
+  /* sum over my grid column, each grid row receiving its rows of C */
+  for (int r = 0; r < Pr; ++r) cnt[r] = qoff[r + 1] - qoff[r];
+  MPI_Reduce_scatter(Q, out, cnt, MPI_DOUBLE, MPI_SUM, g->col_comm);
+  for (int jl = 0; jl < C->nloc; ++jl) {
+    double *c = C->a + (size_t)jl * C->lld;
+    const double *o = out + (size_t)jl * C->mloc;
+    if (beta == 0.0)
+      for (int il = 0; il < C->mloc; ++il) c[il] = alpha * o[il];
+    else
+      for (int il = 0; il < C->mloc; ++il) c[il] = alpha * o[il] + beta * c[il];
+  }
+done:
+  free(qoff);
+  free(cnt);
+  free(dsp);
+  if (err) ntk_err_trace(__FILE__, __LINE__, __func__);
+  return err;
+}
+
+ntk_panel_bytes ntk_dmat_atb_panel_bytes(const ntk_grid *g, int K, int m1, int m2, double panel_mb) {
+  ntk_panel_bytes s = {0};
+  const int64_t n2 = local_count(m2, g->nb, 0, g->npcol);
+  s.recv = ntk_size_mul3(8, m1, n2);
+  s.acol = ntk_size_mul3(8, local_count(m1, g->nb, 0, g->nprow), n2);
+  if (g->npcol > 1) {
+    const int kc = atb_chunk_rows(g, local_count(K, g->nb, 0, g->nprow), m1, panel_mb);
+    s.arow = ntk_size_mul3(8, kc, m1);
+    s.pack = ntk_size_mul3(8, kc, local_count(m1, g->nb, 0, g->npcol));
+  }
+  return s;
+}

@@ -16,8 +16,9 @@ struct ntk_ntkvp {
   int nnet;          /* networks averaged: 1, or ntk.mask_samples for mask_average */
   ntk_forward *fwd;  /* their forward states */
   int *owned;        /* fwd[q] computed here (else borrowed eval_fwd) */
-  /* the parameter direction J_c^T v, shaped like the parameters */
-  ntk_dmat dG, dW0, *dW, dV;
+  /* the parameter direction J_c^T v: dG (m x d) and dV (k x n) shaped like G and V, the
+   * wide layers' transposed (dWt = dW^T, fan_in x fan_out) for the tangent's h dW^T */
+  ntk_dmat dG, dW0t, *dWt, dV;
   double *db0, *db, *db_out;
   /* the tangent pass: dh, dz (N x n); du (N x m), dphi (N x p) with trainable G */
   ntk_dmat dh, dz, du, dphi;
@@ -55,23 +56,19 @@ static int visit_direction(int group, const ntk_dmat *gs, const ntk_dmat *a, dou
   ntk_ntkvp *op = vctx;
   const ntk_model *M = op->M;
   const int L = M->L;
-  ntk_dmat *dW;
-  double *db;
-  if (group == NTK_GROUP_OUTPUT(L)) {
-    dW = &op->dV;
-    db = op->db_out;
+  if (group == NTK_GROUP_OUTPUT(L)) { /* k rows: PDGEMM's rounds are few */
+    NTK_CHECK(ntk_dmat_gemm('T', 'N', ws, gs, a, 0.0, &op->dV));
+    NTK_CHECK(colsum(gs, bs, op->db_out));
+  } else if (group == NTK_GROUP_FOURIER) { /* m x d */
+    NTK_CHECK(ntk_dmat_gemm('T', 'N', ws, gs, a, 0.0, &op->dG));
   } else if (group == NTK_GROUP_INPUT) {
-    dW = &op->dW0;
-    db = op->db0;
-  } else if (group == NTK_GROUP_FOURIER) {
-    dW = &op->dG;
-    db = NULL;
+    NTK_CHECK(ntk_dmat_gemm_atb_gathered(ws, a, gs, 0.0, &op->dW0t, M->cfg->ntk.chunk_mb));
+    NTK_CHECK(colsum(gs, bs, op->db0));
   } else {
-    dW = &op->dW[group - NTK_GROUP_BLOCK(1)];
-    db = op->db + (size_t)(group - NTK_GROUP_BLOCK(1)) * M->n;
+    const int l = group - NTK_GROUP_BLOCK(1);
+    NTK_CHECK(ntk_dmat_gemm_atb_gathered(ws, a, gs, 0.0, &op->dWt[l], M->cfg->ntk.chunk_mb));
+    NTK_CHECK(colsum(gs, bs, op->db + (size_t)l * M->n));
   }
-  NTK_CHECK(ntk_dmat_gemm('T', 'N', ws, gs, a, 0.0, dW));
-  if (db) NTK_CHECK(colsum(gs, bs, db));
   return NTK_OK;
 }
 
@@ -101,7 +98,7 @@ static int tangent(ntk_ntkvp *op, const ntk_forward *F) {
   }
   if (M->project) {
     /* dh0 = c0 (phi dW0^T + dphi W0^T) + sb db0 */
-    NTK_CHECK(ntk_dmat_gemm_abt_gathered(c0, &F->phi, &op->dW0, 0.0, &op->dh, mb));
+    NTK_CHECK(ntk_dmat_gemm_ab_gathered(c0, &F->phi, &op->dW0t, 0.0, &op->dh, mb));
     if (M->fourier_trainable)
       NTK_CHECK(ntk_dmat_gemm_abt_gathered(c0, &op->dphi, &M->W0, 1.0, &op->dh, mb));
     add_row_vector(&op->dh, M->sb, op->db0);
@@ -112,7 +109,7 @@ static int tangent(ntk_ntkvp *op, const ntk_forward *F) {
   }
   for (int l = 1; l <= L; ++l) {
     /* dz = c (h^{l-1} dW^T + dh^{l-1} W^T) + sb db;  dh^l = [skip] dh^{l-1} + s sigma'(z) o dz */
-    NTK_CHECK(ntk_dmat_gemm_abt_gathered(c, &F->h[l - 1], &op->dW[l - 1], 0.0, &op->dz, mb));
+    NTK_CHECK(ntk_dmat_gemm_ab_gathered(c, &F->h[l - 1], &op->dWt[l - 1], 0.0, &op->dz, mb));
     if (have_dh) NTK_CHECK(ntk_dmat_gemm_abt_gathered(c, &op->dh, &M->W[l - 1], 1.0, &op->dz, mb));
     add_row_vector(&op->dz, M->sb, op->db + (size_t)(l - 1) * n);
     const ntk_dmat *z = &F->z[l - 1];
@@ -163,9 +160,9 @@ void ntk_ntkvp_destroy(ntk_ntkvp **opp) {
   free(op->fwd);
   free(op->owned);
   ntk_dmat_free(&op->dG);
-  ntk_dmat_free(&op->dW0);
-  for (int l = 0; op->dW && l < M->L; ++l) ntk_dmat_free(&op->dW[l]);
-  free(op->dW);
+  ntk_dmat_free(&op->dW0t);
+  for (int l = 0; op->dWt && l < M->L; ++l) ntk_dmat_free(&op->dWt[l]);
+  free(op->dWt);
   ntk_dmat_free(&op->dV);
   free(op->db0);
   free(op->db);
@@ -223,11 +220,11 @@ static int create_body(ntk_ntkvp *op, const ntk_forward *eval_fwd, long long ste
     NTK_CHECK(ntk_dmat_create(g, N, M->p, &op->dphi));
   }
   if (M->project) {
-    NTK_CHECK(ntk_dmat_create(g, n, M->p, &op->dW0));
+    NTK_CHECK(ntk_dmat_create(g, M->p, n, &op->dW0t));
     NTK_ALLOC(op->db0, n, "ntkvp input bias direction");
   }
-  NTK_ALLOC(op->dW, L > 0 ? L : 1, "ntkvp block directions");
-  for (int l = 0; l < L; ++l) NTK_CHECK(ntk_dmat_create(g, n, n, &op->dW[l]));
+  NTK_ALLOC(op->dWt, L > 0 ? L : 1, "ntkvp block directions");
+  for (int l = 0; l < L; ++l) NTK_CHECK(ntk_dmat_create(g, n, n, &op->dWt[l]));
   NTK_ALLOC(op->db, (size_t)(L > 0 ? L : 1) * n, "ntkvp block bias directions");
   NTK_CHECK(ntk_dmat_create(g, k, n, &op->dV));
   NTK_ALLOC(op->db_out, k, "ntkvp output bias direction");
@@ -378,6 +375,10 @@ void ntk_ntkvp_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, in
   if (cfg->ntk.network == NTK_NETWORK_MASK_AVERAGE && cfg->ntk.mask_samples > 1)
     b = ntk_size_add(b, ntk_size_mul((int64_t)cfg->ntk.mask_samples - 1,
                                      ntk_size_add(model->states, model->fourier)));
-  (void)L;
+  /* the weight directions' gathered A^T B (its Q and reduced block; the gathered panels of
+   * the forward and backward are the model's, whose buffers the tangent's products reuse) */
+  const int wide = n > p ? n : p;
+  if (L > 0 || cfg->fourier.project)
+    b = ntk_size_add(b, ntk_panel_bytes_sum(ntk_dmat_atb_panel_bytes(g, N, wide, n, cfg->ntk.chunk_mb)));
   *bytes = b;
 }
