@@ -12,57 +12,8 @@
 #include "ntk_model.h"
 #include "ntk_ntk.h"
 #include "ntk_rng.h"
+#include "ntk_test_expect.h"
 #include "ntk_scalapack.h"
-
-static int rank_, failures, checks;
-
-#define EXPECT(cond, ...)                                \
-  do {                                                   \
-    ++checks;                                            \
-    if (!(cond)) {                                       \
-      ++failures;                                        \
-      if (rank_ == 0) {                                  \
-        printf("FAIL %s:%d: ", __FILE__, __LINE__);      \
-        printf(__VA_ARGS__);                             \
-        printf("\n");                                    \
-      }                                                  \
-    }                                                    \
-  } while (0)
-
-#define OK(call)                                                         \
-  do {                                                                   \
-    int e_ = (call);                                                     \
-    if (e_) {                                                            \
-      fprintf(stderr, "rank %d: %s failed: %s\n", rank_, #call, ntk_err_message()); \
-      MPI_Abort(MPI_COMM_WORLD, 1);                                      \
-    }                                                                    \
-  } while (0)
-
-static double xdata(int i, int j, void *ctx) {
-  (void)ctx;
-  return ntk_rng_normal(7, NTK_STREAM_USER, (uint64_t)i, (uint64_t)j, 0);
-}
-
-static void base_config(ntk_config *c) {
-  memset(c, 0, sizeof *c);
-  c->seed = 11;
-  c->model.width = 6;
-  c->model.depth = 3;
-  c->model.activation = NTK_ACT_TANH;
-  c->model.weight_std = 1.3;
-  c->model.bias_std = 0.4;
-  c->fourier.features = 4;
-  c->fourier.scale = 0.3;
-  c->fourier.trainable = 1;
-  c->fourier.project = 1;
-  c->residual.alpha = 0.9;
-  c->residual.schedule = NTK_ALPHA_INV_SQRT_DEPTH;
-  c->residual.power = 1.0;
-  c->residual.skip = 1;
-  c->depth.survival = 0.7;
-  c->depth.schedule = NTK_SURVIVAL_LINEAR;
-  c->ntk.chunk_mb = 0.001; /* forces several chunks in the Jacobian path */
-}
 
 /* Jacobian of output c on all samples, one column per parameter, gathered on rank 0. */
 typedef struct {
@@ -272,12 +223,8 @@ static void methods_agree(const char *name, ntk_config *cfg, const ntk_grid *g, 
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-  int rows = argc > 1 ? atoi(argv[1]) : 0, cols = argc > 2 ? atoi(argv[2]) : 0;
-  int nb = argc > 3 ? atoi(argv[3]) : 2;
   ntk_grid g;
-  OK(ntk_grid_create(MPI_COMM_WORLD, rows, cols, nb, &g));
+  test_start(&argc, &argv, 2, &g);
   static const char *acts[] = {"relu", "erf", "tanh", "gelu", "identity"};
   ntk_config cfg;
   double mask[3] = {1.0, 0.0, 1.0};

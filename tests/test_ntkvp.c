@@ -21,59 +21,21 @@
 #include "ntk_ntk.h"
 #include "ntk_ntkvp.h"
 #include "ntk_rng.h"
+#include "ntk_test_expect.h"
 
 #define TOL 1e-12
 
-static int rank_, failures, checks;
 static double worst_apply, worst_trace;
-
-#define EXPECT(cond, ...)                           \
-  do {                                              \
-    ++checks;                                       \
-    if (!(cond)) {                                  \
-      ++failures;                                   \
-      if (rank_ == 0) {                             \
-        printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-        printf(__VA_ARGS__);                        \
-        printf("\n");                               \
-      }                                             \
-    }                                               \
-  } while (0)
-
-#define OK(call)                                                                     \
-  do {                                                                               \
-    int e_ = (call);                                                                 \
-    if (e_) {                                                                        \
-      fprintf(stderr, "rank %d: %s failed: %s\n", rank_, #call, ntk_err_message()); \
-      MPI_Abort(MPI_COMM_WORLD, 1);                                                  \
-    }                                                                                \
-  } while (0)
-
-static double xdata(int i, int j, void *ctx) {
-  (void)ctx;
-  return ntk_rng_normal(7, NTK_STREAM_USER, (uint64_t)i, (uint64_t)j, 0);
-}
 
 static double vdata(int i, int j, void *ctx) {
   return ntk_rng_normal(9, NTK_STREAM_USER, (uint64_t)i, (uint64_t)j, (uint64_t)*(int *)ctx);
 }
 
-static void base_config(ntk_config *c) {
-  memset(c, 0, sizeof *c);
-  c->seed = 11;
+/* test_ntk's network, wider, with the kernel's settings */
+static void vp_config(ntk_config *c) {
+  base_config(c);
   c->model.width = 32;
-  c->model.depth = 3;
-  c->model.activation = NTK_ACT_TANH;
-  c->model.weight_std = 1.3;
-  c->model.bias_std = 0.4;
   c->fourier.features = 8;
-  c->fourier.scale = 0.3;
-  c->fourier.trainable = 1;
-  c->fourier.project = 1;
-  c->residual.alpha = 0.9;
-  c->residual.schedule = NTK_ALPHA_INV_SQRT_DEPTH;
-  c->residual.power = 1.0;
-  c->residual.skip = 1;
   c->depth.survival = 0.6;
   c->depth.schedule = NTK_SURVIVAL_UNIFORM;
   c->ntk.method = NTK_METHOD_STRUCTURED;
@@ -171,7 +133,7 @@ static void check_atb(const ntk_grid *g) {
 /* A vector of another length is refused, not read out of bounds. */
 static void check_bad_vector(const ntk_grid *g) {
   ntk_config cfg;
-  base_config(&cfg);
+  vp_config(&cfg);
   ntk_dmat X, v, y;
   ntk_model M;
   OK(ntk_dmat_create(g, 20, 3, &X));
@@ -190,12 +152,8 @@ static void check_bad_vector(const ntk_grid *g) {
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-  int rows = argc > 1 ? atoi(argv[1]) : 0, cols = argc > 2 ? atoi(argv[2]) : 0;
-  int nb = argc > 3 ? atoi(argv[3]) : 4;
   ntk_grid g;
-  OK(ntk_grid_create(MPI_COMM_WORLD, rows, cols, nb, &g));
+  test_start(&argc, &argv, 4, &g);
   static const struct { const char *name; int act; } acts[] = {
       {"relu", NTK_ACT_RELU}, {"tanh", NTK_ACT_TANH}, {"gelu", NTK_ACT_GELU}};
   static const struct { const char *name; int network; } nets[] = {
@@ -204,7 +162,7 @@ int main(int argc, char **argv) {
   char name[96];
   for (int a = 0; a < 3; ++a)
     for (int w = 0; w < 3; ++w) {
-      base_config(&cfg);
+      vp_config(&cfg);
       cfg.model.activation = acts[a].act;
       cfg.ntk.network = nets[w].network;
       snprintf(name, sizeof name, "%s %s trainable-Fourier", acts[a].name, nets[w].name);
@@ -212,31 +170,31 @@ int main(int argc, char **argv) {
     }
   /* k = 3 for every network once more, on relu */
   for (int w = 0; w < 3; ++w) {
-    base_config(&cfg);
+    vp_config(&cfg);
     cfg.model.activation = NTK_ACT_RELU;
     cfg.ntk.network = nets[w].network;
     snprintf(name, sizeof name, "relu %s", nets[w].name);
     check_case(name, &cfg, &g, 3, 0);
   }
-  base_config(&cfg);
+  vp_config(&cfg);
   check_case("tanh eval, forward states borrowed", &cfg, &g, 1, 1);
-  base_config(&cfg);
+  vp_config(&cfg);
   cfg.fourier.trainable = 0;
   check_case("gelu fixed Fourier", &cfg, &g, 1, 0);
-  base_config(&cfg);
+  vp_config(&cfg);
   cfg.fourier.project = 0;
   cfg.model.width = 16;
   check_case("unprojected trainable Fourier", &cfg, &g, 3, 0);
-  base_config(&cfg);
+  vp_config(&cfg);
   cfg.fourier.project = 0;
   cfg.fourier.trainable = 0;
   cfg.model.width = 16;
   check_case("unprojected fixed Fourier", &cfg, &g, 1, 0);
-  base_config(&cfg);
+  vp_config(&cfg);
   cfg.residual.skip = 0;
   cfg.ntk.network = NTK_NETWORK_MASK;
   check_case("plain MLP, mask", &cfg, &g, 1, 0);
-  base_config(&cfg);
+  vp_config(&cfg);
   cfg.fourier.features = 0;
   cfg.fourier.trainable = 0;
   check_case("raw inputs", &cfg, &g, 1, 0);
