@@ -113,7 +113,7 @@ int ntk_dmat_gemm_ab_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B
 /* C := alpha*A^T*B + beta*C (A K x m1, B K x m2 on the same rows, C m1 x m2): the product
  * over the samples, as in a weight gradient g^T a.  Each rank multiplies its rows of A (with
  * every column: gathered along its grid row in chunks of rows within panel_mb MiB when the
- * grid has more than one column) by its rows of B, one local DGEMM per block of C rows, into
+ * grid has more than one column) by its rows of B in one local DGEMM per grid column, into
  * its grid column's m1 x (its columns of C) partial sum, which MPI_Reduce_scatter sums over
  * the grid column and deals out to the grid rows: no SUMMA rounds.  Words per rank: K m1
  * (Pc-1)/P gathered and m1 m2 / Pc reduced. */

@@ -801,47 +801,54 @@ int ntk_dmat_gemm_atb_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *
     return ntk_err_set(NTK_ERR_INPUT, "gemm_atb: %.0f entries per rank exceed MPI's 2^31 count", most);
   const int mloc = A->mloc, nloc = B->nloc;
   const int kc = atb_chunk_rows(g, mloc > 0 ? mloc : 1, m1, panel_mb); /* alike in my grid row */
-  /* Q = [Q_0 | Q_1 | ...]: Q_r holds the rows of C grid row r owns (in its local order) */
+  /* T (m1 x nloc): my rows' share of A^T B in one DGEMM per grid column of A, its rows in
+   * A's local column order, grid column after grid column; Q = [Q_0 | Q_1 | ...] the same
+   * rows put in the order of C's grid rows (Q_r: the rows grid row r owns, in its order) */
   int *qoff = calloc((size_t)Pr + 1, sizeof(int)), *cnt = calloc((size_t)(Pr > Pc ? Pr : Pc), sizeof(int));
-  int *dsp = calloc((size_t)Pc + 1, sizeof(int));
+  int *dsp = calloc((size_t)Pc + 1, sizeof(int)), *toff = calloc((size_t)Pc + 1, sizeof(int));
+  double *T = panel(PANEL_BROW, (size_t)m1 * nloc + 1);
   double *Q = panel(PANEL_RECV, (size_t)m1 * nloc + 1);
   double *rows = Pc > 1 ? panel(PANEL_AROW, (size_t)kc * m1 + 1) : NULL;
   double *pack = Pc > 1 ? panel(PANEL_PACK, (size_t)kc * A->nloc + 1) : NULL;
   double *out = panel(PANEL_ACOL, (size_t)C->mloc * nloc + 1);
-  int err = qoff && cnt && dsp && Q && out && (Pc == 1 || (rows && pack))
+  int err = qoff && cnt && dsp && toff && T && Q && out && (Pc == 1 || (rows && pack))
                 ? NTK_OK
                 : ntk_err_set(NTK_ERR_MEMORY, "out of memory for gemm_atb (%d x %d)", m1, nloc);
   if ((err = ntk_err_sync(g->comm, err))) goto done;
   for (int r = 0; r < Pr; ++r) qoff[r + 1] = qoff[r] + local_count(m1, nb, r, Pr) * nloc;
-  memset(Q, 0, (size_t)m1 * nloc * sizeof(double));
-  for (int r0 = 0; r0 < mloc; r0 += kc) {
+  for (int pc = 0; pc < Pc; ++pc) toff[pc + 1] = toff[pc] + local_count(m1, nb, pc, Pc);
+  memset(T, 0, (size_t)m1 * nloc * sizeof(double));
+  for (int r0 = 0; r0 < mloc; r0 += kc) { /* every rank of the grid row: the gathers */
     const int kr = mloc - r0 < kc ? mloc - r0 : kc;
     const double one = 1.0;
-    const double *seg = A->a + r0; /* one grid column: my rows of A hold every column */
-    int ld = A->lld;
     if (Pc > 1) {
-      /* gather this chunk of my rows with every column along my grid row, column-major
-       * kr x m1 per source in its local column order */
+      /* this chunk of my rows with every column, gathered along my grid row: kr x (its
+       * columns) from each grid column, column-major */
       for (int jl = 0; jl < A->nloc; ++jl)
         memcpy(pack + (size_t)jl * kr, A->a + r0 + (size_t)jl * A->lld, (size_t)kr * sizeof(double));
       for (int pc = 0; pc < Pc; ++pc) {
-        cnt[pc] = kr * local_count(m1, nb, pc, Pc);
+        cnt[pc] = kr * (toff[pc + 1] - toff[pc]);
         dsp[pc + 1] = dsp[pc] + cnt[pc];
       }
       MPI_Allgatherv(pack, kr * A->nloc, MPI_DOUBLE, rows, cnt, dsp, MPI_DOUBLE, g->row_comm);
-      ld = kr;
     }
-    /* one DGEMM per block of nb columns of A: rows of C in grid row (bi % Pr), at local
-     * block bi / Pr there; the columns come from grid column bi % Pc, its local block bi / Pc */
-    for (int bi = 0; bi * nb < m1; ++bi) {
-      const int bs = m1 - bi * nb < nb ? m1 - bi * nb : nb, rr = bi % Pr;
-      const int ldq = local_count(m1, nb, rr, Pr);
-      const double *ab = Pc > 1 ? rows + dsp[bi % Pc] + (size_t)(bi / Pc) * nb * kr
-                                : seg + (size_t)bi * nb * ld;
-      if (nloc > 0)
-        dgemm_("T", "N", &bs, &nloc, &kr, &one, ab, &ld, B->a + r0, &B->lld, &one,
-               Q + qoff[rr] + (size_t)(bi / Pr) * nb, &ldq);
+    for (int pc = 0; pc < Pc; ++pc) {
+      const int mc = toff[pc + 1] - toff[pc];
+      const double *ap = Pc > 1 ? rows + dsp[pc] : A->a + r0;
+      const int lda = Pc > 1 ? kr : A->lld;
+      if (mc > 0 && nloc > 0)
+        dgemm_("T", "N", &mc, &nloc, &kr, &one, ap, &lda, B->a + r0, &B->lld, &one, T + toff[pc], &m1);
     }
+  }
+  /* block bi of A's columns (grid column bi % Pc, its local block bi / Pc) is block bi / Pr of
+   * the rows grid row bi % Pr owns */
+  for (int bi = 0; bi * nb < m1; ++bi) {
+    const int bs = m1 - bi * nb < nb ? m1 - bi * nb : nb, rr = bi % Pr;
+    const int ldq = local_count(m1, nb, rr, Pr);
+    const double *src = T + toff[bi % Pc] + (size_t)(bi / Pc) * nb;
+    double *dst = Q + qoff[rr] + (size_t)(bi / Pr) * nb;
+    for (int jl = 0; jl < nloc; ++jl)
+      memcpy(dst + (size_t)jl * ldq, src + (size_t)jl * m1, (size_t)bs * sizeof(double));
   }
   /* sum over my grid column, each grid row receiving its rows of C */
   for (int r = 0; r < Pr; ++r) cnt[r] = qoff[r + 1] - qoff[r];
@@ -858,6 +865,7 @@ done:
   free(qoff);
   free(cnt);
   free(dsp);
+  free(toff);
   if (err) ntk_err_trace(__FILE__, __LINE__, __func__);
   return err;
 }
@@ -866,6 +874,7 @@ ntk_panel_bytes ntk_dmat_atb_panel_bytes(const ntk_grid *g, int K, int m1, int m
   ntk_panel_bytes s = {0};
   const int64_t n2 = local_count(m2, g->nb, 0, g->npcol);
   s.recv = ntk_size_mul3(8, m1, n2);
+  s.brow = s.recv;
   s.acol = ntk_size_mul3(8, local_count(m1, g->nb, 0, g->nprow), n2);
   if (g->npcol > 1) {
     const int kc = atb_chunk_rows(g, local_count(K, g->nb, 0, g->nprow), m1, panel_mb);
