@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ntk_config.h"
 #include "ntk_error.h"
@@ -18,41 +17,7 @@
 #include "ntk_rng.h"
 #include "ntk_scalapack.h"
 #include "ntk_timer.h"
-
-/* CPU time of this process: on a shared machine it excludes the time other jobs hold the
- * core, so CPU-time rates compare NTK and DGEMM fairly when wall-clock rates cannot. */
-static double cpu_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static double xval(int i, int j, void *ctx) {
-  (void)ctx;
-  return ntk_rng_normal(3, NTK_STREAM_USER, (uint64_t)i, (uint64_t)j, 0);
-}
-
-/* DGEMM rate of one rank, all ranks running at once (they share the node as the NTK did). */
-static double dgemm_rate(MPI_Comm comm, int s, double *cpu_rate) {
-  double *a = malloc(sizeof(double) * s * s), *b = malloc(sizeof(double) * s * s),
-         *c = calloc((size_t)s * s, sizeof(double));
-  for (long i = 0; i < (long)s * s; ++i) { a[i] = 1.0 / (1 + i % 7); b[i] = 1.0 / (1 + i % 5); }
-  const double one = 1.0, zero = 0.0;
-  double best = 0.0;
-  *cpu_rate = 0.0;
-  for (int r = 0; r < 3; ++r) {
-    MPI_Barrier(comm);
-    double t = MPI_Wtime(), tc = cpu_seconds();
-    dgemm_("N", "N", &s, &s, &s, &one, a, &s, b, &s, &zero, c, &s);
-    t = MPI_Wtime() - t;
-    tc = cpu_seconds() - tc;
-    double rate = 2.0 * s * s * (double)s / t;
-    if (rate > best) best = rate;
-    if (2.0 * s * s * (double)s / tc > *cpu_rate) *cpu_rate = 2.0 * s * s * (double)s / tc;
-  }
-  free(a); free(b); free(c);
-  return best;
-}
+#include "bench_common.h"
 
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
@@ -63,12 +28,7 @@ int main(int argc, char **argv) {
   ntk_memory_init(); /* the allocator setting ntkspec run uses */
   double baseline = ntk_current_rss_bytes();
   ntk_config cfg;
-  ntk_config_defaults(&cfg);
-  cfg.model.width = n;
-  cfg.model.depth = L;
-  cfg.model.activation = NTK_ACT_RELU;
-  cfg.fourier.features = 64;
-  cfg.grid.block_size = nb;
+  bench_config(&cfg, n, L, nb);
   ntk_grid g;
   if (ntk_grid_create(MPI_COMM_WORLD, rows, cols, nb, &g)) MPI_Abort(MPI_COMM_WORLD, 1);
   const int d = 16;
@@ -81,14 +41,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s\n", ntk_err_message());
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
-  ntk_dmat_fill(&X, xval, NULL);
+  ntk_dmat_fill(&X, bench_xval, NULL);
   double best = 1e30, best_cpu = 1e30, flops = 0.0;
   for (int r = 0; r < 2; ++r) {
     ntk_timer_reset();
     MPI_Barrier(MPI_COMM_WORLD);
-    double t = MPI_Wtime(), tc = cpu_seconds();
+    double t = MPI_Wtime(), tc = bench_cpu_seconds();
     if (ntk_ntk_compute(&M, &X, NULL, NTK_METHOD_STRUCTURED, 64, &T, NULL)) MPI_Abort(MPI_COMM_WORLD, 1);
-    tc = cpu_seconds() - tc;
+    tc = bench_cpu_seconds() - tc;
     MPI_Barrier(MPI_COMM_WORLD);
     t = MPI_Wtime() - t;
     if (t < best) best = t;
@@ -101,7 +61,7 @@ int main(int argc, char **argv) {
   double ntk_rate = tot_flops / best / g.size; /* per rank */
   double peak = ntk_peak_rss_bytes(), peak_max;
   MPI_Allreduce(&peak, &peak_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  double dg_cpu, dg = dgemm_rate(MPI_COMM_WORLD, 1536, &dg_cpu), dg_min, dg_cpu_min, cpu_max;
+  double dg_cpu, dg = bench_dgemm_rate(MPI_COMM_WORLD, 1536, &dg_cpu), dg_min, dg_cpu_min, cpu_max;
   MPI_Allreduce(&dg, &dg_min, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
   MPI_Allreduce(&dg_cpu, &dg_cpu_min, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
   MPI_Allreduce(&best_cpu, &cpu_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
