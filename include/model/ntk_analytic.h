@@ -39,6 +39,12 @@ int ntk_analytic_check(const ntk_config *cfg);
 int ntk_analytic_compute(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *X, int mode,
                          const double *xi, ntk_dmat *nngp, ntk_dmat *ntk, ntk_analytic_info *info);
 
+/* Collective.  The cross kernel Theta_inf(Xl, X) (Xl->m x X->m, e.g. test x train,
+ * created here) of the same network and mode: the same recursion on every pair (x', x),
+ * each set with its own per-sample diagonal quantities. */
+int ntk_analytic_cross(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *Xl,
+                       const ntk_dmat *X, int mode, const double *xi, ntk_dmat *ntk);
+
 /* Collective.  The input kernel K_phi (created here, N x N, exactly symmetric) per
  * analytic.fourier, with its diagonal (length N, replicated on every rank; may be NULL)
  * and the per-sample feature mean (1/p) sum_j phi_j(x_i) (length N, replicated; may be

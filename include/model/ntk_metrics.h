@@ -35,8 +35,11 @@ double ntk_metrics_max_shift(const double *w, const double *w0, int K);
  * eigenvalues of the difference with the named eigensolver, no vectors). */
 int ntk_metrics_diff_norm2(const char *solver, const ntk_dmat *A, const ntk_dmat *B,
                            double *norm2);
-/* Weyl's inequality max_i |lambda_i(A) - lambda_i(B)| <= ||A - B||_2 with a rounding
- * allowance of 64 eps N lambda_max (the eigensolver's backward error): 1 if it holds. */
+/* The rounding floor of an N x N kernel's spectrum, 64 eps N |lambda_max| (the
+ * eigensolver's backward error, with a margin): eigenvalues below it are noise. */
+double ntk_metrics_rounding_floor(int N, double lambda_max);
+/* Weyl's inequality max_i |lambda_i(A) - lambda_i(B)| <= ||A - B||_2 with the rounding
+ * floor as allowance: 1 if it holds. */
 int ntk_metrics_weyl_holds(double max_shift, double norm2, int N, double lambda_max);
 
 #endif

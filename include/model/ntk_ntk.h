@@ -6,7 +6,8 @@
  *   jacobian   - the reference: each rank materialises its block of the Jacobian
  *                (its samples x its share of a parameter chunk) and Theta += J J^T.
  * Only the lower triangle is accumulated; the result is mirrored, so Theta is exactly
- * symmetric. */
+ * symmetric.  The structured method also gives the cross kernel Theta(X', X) of two sample
+ * sets (the kernel-regime prediction of the test loss). */
 #ifndef NTK_NTK_H
 #define NTK_NTK_H
 #include "ntk_model.h"
@@ -28,6 +29,14 @@ int ntk_ntk_compute_from(const ntk_model *model, const ntk_dmat *X, const ntk_fo
 int ntk_ntk_for_config(const ntk_model *model, const ntk_dmat *X, long long step,
                        const ntk_forward *eval_fwd, ntk_dmat *theta, double *group_trace);
 
+/* Collective: the cross kernel Theta(Xl, X) (Xl->m x X->m, e.g. test x train) of the
+ * network ntk.network measures at `step` (for mask_average, the mean of the masks'
+ * cross kernels), by the structured method whatever ntk.method says: the Gram products
+ * become L B^T of the two sets' signals and layer inputs, the left set's signals of one
+ * output recorded by a backward pass over Xl first.  No symmetry: every entry computed. */
+int ntk_ntk_cross_for_config(const ntk_model *model, const ntk_dmat *Xl, const ntk_dmat *X,
+                             long long step, ntk_dmat *theta);
+
 /* Memory of one kernel assembly beyond the network's forward states and signals
  * (ntk_model_memory), in bytes on process (0, 0); saturating. */
 typedef struct {
@@ -39,5 +48,10 @@ typedef struct {
 } ntk_ntk_bytes;
 void ntk_ntk_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
                     const ntk_model_bytes *model, ntk_ntk_bytes *b);
+/* Memory of ntk_ntk_cross_for_config for Nl x N beyond the N set's forward states and
+ * signals (ntk_model_memory of N), in bytes on process (0, 0), the result included;
+ * saturating. */
+int64_t ntk_ntk_cross_memory(const ntk_config *cfg, const ntk_grid *g, int Nl, int N, int d,
+                             int k);
 
 #endif

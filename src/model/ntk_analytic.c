@@ -66,6 +66,30 @@ static void add_row_sums(const ntk_dmat *A, double scale, double *part) {
       part[ntk_dmat_row_l2g(A, il)] += scale * A->a[il + (size_t)jl * A->lld];
 }
 
+/* The exact Fourier features of X with the finite network's own frequencies (G[k][j]
+ * from (FOURIER_G; k, j, 0)): the sin and cos halves as two N x m matrices U and C (same
+ * local layout, so no redistribution), K_phi = (U U^T + C C^T) / 2m. */
+static int fourier_features(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *X,
+                            ntk_dmat *U, ntk_dmat *C) {
+  const int N = X->m, d = X->n, m = cfg->fourier.features;
+  ntk_dmat G;
+  uint64_t seed = cfg->seed;
+  NTK_CHECK(ntk_dmat_create(g, m, d, &G));
+  ntk_dmat_fill(&G, fill_fourier_g, &seed);
+  NTK_CHECK(ntk_dmat_create(g, N, m, U));
+  NTK_CHECK(ntk_dmat_gemm('N', 'T', 2.0 * M_PI * cfg->fourier.scale, X, &G, 0.0, U));
+  ntk_dmat_free(&G);
+  NTK_CHECK(ntk_dmat_create(g, N, m, C));
+  for (int jl = 0; jl < U->nloc; ++jl)
+    for (int il = 0; il < U->mloc; ++il) {
+      size_t e = il + (size_t)jl * U->lld;
+      double u = U->a[e];
+      U->a[e] = sin(u);
+      C->a[e] = cos(u);
+    }
+  return NTK_OK;
+}
+
 /* K_phi with its lower triangle valid (PDSYRK leaves the upper one alone). */
 static int input_kernel_lower(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *X,
                               ntk_dmat *K, double *diag, double *mean) {
@@ -78,24 +102,8 @@ static int input_kernel_lower(const ntk_config *cfg, const ntk_grid *g, const nt
     NTK_CHECK(ntk_dmat_syrk_lower(1.0 / d, X, 0.0, K));
     if (mean) add_row_sums(X, 1.0 / d, part);
   } else if (cfg->analytic.fourier == NTK_FOURIER_EXACT) {
-    /* the finite network's own frequencies: G[k][j] from (FOURIER_G; k, j, 0) */
-    ntk_dmat G, U, C;
-    uint64_t seed = cfg->seed;
-    NTK_CHECK(ntk_dmat_create(g, m, d, &G));
-    ntk_dmat_fill(&G, fill_fourier_g, &seed);
-    NTK_CHECK(ntk_dmat_create(g, N, m, &U));
-    NTK_CHECK(ntk_dmat_gemm('N', 'T', 2.0 * M_PI * s, X, &G, 0.0, &U));
-    ntk_dmat_free(&G);
-    /* sin and cos halves as two N x m matrices: same local layout as U, so no
-     * redistribution, and K_phi = (S S^T + C C^T) / 2m */
-    NTK_CHECK(ntk_dmat_create(g, N, m, &C));
-    for (int jl = 0; jl < U.nloc; ++jl)
-      for (int il = 0; il < U.mloc; ++il) {
-        size_t e = il + (size_t)jl * U.lld;
-        double u = U.a[e];
-        U.a[e] = sin(u);
-        C.a[e] = cos(u);
-      }
+    ntk_dmat U, C;
+    NTK_CHECK(fourier_features(cfg, g, X, &U, &C));
     NTK_CHECK(ntk_dmat_syrk_lower(0.5 / m, &U, 0.0, K));
     NTK_CHECK(ntk_dmat_syrk_lower(0.5 / m, &C, 1.0, K));
     if (mean) {
@@ -132,6 +140,80 @@ static int input_kernel_lower(const ntk_config *cfg, const ntk_grid *g, const nt
     free(part);
   }
   if (diag) NTK_CHECK(replicated_diag(K, diag));
+  return NTK_OK;
+}
+
+/* part[i] += scale * (sum of squares of this rank's entries of row i of A) */
+static void add_row_sqsums(const ntk_dmat *A, double scale, double *part) {
+  for (int jl = 0; jl < A->nloc; ++jl)
+    for (int il = 0; il < A->mloc; ++il) {
+      const double v = A->a[il + (size_t)jl * A->lld];
+      part[ntk_dmat_row_l2g(A, il)] += scale * v * v;
+    }
+}
+
+/* The cross input kernel K_phi(Xl, X) (Nl x N, every entry) and each set's diagonal
+ * K_phi(x, x) and feature mean (replicated), for the cross kernel. */
+static int input_kernel_cross(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *Xl,
+                              const ntk_dmat *X, ntk_dmat *K, double *diag_l, double *diag,
+                              double *mean_l, double *mean) {
+  const ntk_dmat *sets[2] = {Xl, X};
+  double *dg[2] = {diag_l, diag}, *mn[2] = {mean_l, mean}, *sq[2] = {NULL, NULL};
+  const int d = X->n, m = cfg->fourier.features;
+  const int exact = m > 0 && cfg->analytic.fourier == NTK_FOURIER_EXACT, limit = m > 0 && !exact;
+  const double c = -2.0 * M_PI * M_PI * cfg->fourier.scale * cfg->fourier.scale;
+  ntk_dmat U[2] = {{0}}, C[2] = {{0}};
+  int rc = ntk_dmat_create(g, Xl->m, X->m, K);
+  /* per set: the row sums of squares (the diagonal; |x|^2 for the limit kernel) and the
+   * row sums (the mean) of the features */
+  for (int q = 0; q < 2 && !rc; ++q) {
+    const int n = sets[q]->m;
+    double *part = ntk_calloc(2 * (size_t)n, sizeof(double), "input kernel diagonal");
+    if (!part) {
+      rc = ntk_err_code();
+      break;
+    }
+    if (exact) {
+      if (!(rc = fourier_features(cfg, g, sets[q], &U[q], &C[q]))) {
+        add_row_sqsums(&U[q], 0.5 / m, part);
+        add_row_sqsums(&C[q], 0.5 / m, part);
+        add_row_sums(&U[q], 0.5 / m, part + n);
+        add_row_sums(&C[q], 0.5 / m, part + n);
+      }
+    } else {
+      add_row_sqsums(sets[q], limit ? 1.0 : 1.0 / d, part);
+      add_row_sums(sets[q], 1.0 / d, part + n);
+    }
+    MPI_Allreduce(MPI_IN_PLACE, part, 2 * n, MPI_DOUBLE, MPI_SUM, g->comm);
+    for (int i = 0; i < n; ++i) {
+      /* the limit kernel: diagonal 1/2, E_g[cos(2 pi s g.x)] / 2 = exp(-2 pi^2 s^2 |x|^2) / 2 */
+      dg[q][i] = limit ? 0.5 : part[i];
+      mn[q][i] = limit ? 0.5 * exp(c * part[i]) : part[n + i];
+    }
+    sq[q] = part;
+  }
+  if (!rc && m == 0) rc = ntk_dmat_gemm('N', 'T', 1.0 / d, Xl, X, 0.0, K);
+  if (!rc && exact) {
+    rc = ntk_dmat_gemm('N', 'T', 0.5 / m, &U[0], &U[1], 0.0, K);
+    if (!rc) rc = ntk_dmat_gemm('N', 'T', 0.5 / m, &C[0], &C[1], 1.0, K);
+  }
+  if (!rc && limit) {
+    rc = ntk_dmat_gemm('N', 'T', 1.0, Xl, X, 0.0, K);
+    for (int jl = 0; !rc && jl < K->nloc; ++jl) {
+      const double nj = sq[1][ntk_dmat_col_l2g(K, jl)];
+      for (int il = 0; il < K->mloc; ++il) {
+        double *kij = &K->a[il + (size_t)jl * K->lld];
+        const double r2 = sq[0][ntk_dmat_row_l2g(K, il)] + nj - 2.0 * (*kij);
+        *kij = 0.5 * exp(c * (r2 > 0.0 ? r2 : 0.0));
+      }
+    }
+  }
+  for (int q = 0; q < 2; ++q) {
+    ntk_dmat_free(&U[q]);
+    ntk_dmat_free(&C[q]);
+    free(sq[q]);
+  }
+  NTK_CHECK(rc);
   return NTK_OK;
 }
 
@@ -382,7 +464,8 @@ typedef struct {
   int *t0;                   /* per local column: first local row on or below the diagonal */
   double *K, *T;             /* column scratch */
   double *a;                 /* a_l of the current mask */
-  long long pairs;           /* my lower-triangle entries */
+  long long pairs;           /* my lower-triangle entries (every entry of a cross kernel) */
+  int cross;                 /* rows and columns are different sample sets */
   const ntk_dual_cheb **ip;  /* per layer, into cache */
   ntk_dual_cheb cache[IP_CACHE];
   int ncache;
@@ -398,8 +481,11 @@ static void work_free(work_t *w) {
   memset(w, 0, sizeof *w);
 }
 
-static int work_alloc(work_t *w, const ntk_dmat *Kphi, const double *diag, const double *mean0,
-                      int L) {
+/* diag_r, mean_r: the row samples' K_phi(x,x) and feature means; diag_c, mean_c the
+ * column samples' (the same arrays for a symmetric kernel, then cross = 0); means may be
+ * NULL. */
+static int work_alloc(work_t *w, const ntk_dmat *Kphi, const double *diag_r, const double *diag_c,
+                      const double *mean_r, const double *mean_c, int cross, int L) {
   const int mloc = Kphi->mloc, nloc = Kphi->nloc;
   NTK_CHECK(side_alloc(&w->rows, mloc, L));
   NTK_CHECK(side_alloc(&w->cols, nloc, L));
@@ -412,16 +498,17 @@ static int work_alloc(work_t *w, const ntk_dmat *Kphi, const double *diag, const
   NTK_ALLOC(w->T, mloc, "analytic column scratch");
   NTK_ALLOC(w->a, L > 0 ? L : 1, "block scales");
   NTK_ALLOC(w->ip, L > 0 ? L : 1, "interpolants");
+  w->cross = cross;
   for (int il = 0; il < mloc; ++il) {
     int i = ntk_dmat_row_l2g(Kphi, il);
-    w->kr[il] = diag[i];
-    w->mr[il] = mean0 ? mean0[i] : 0.0;
+    w->kr[il] = diag_r[i];
+    w->mr[il] = mean_r ? mean_r[i] : 0.0;
   }
   for (int jl = 0; jl < nloc; ++jl) {
     int j = ntk_dmat_col_l2g(Kphi, jl), t = 0;
-    w->kc[jl] = diag[j];
-    w->mc[jl] = mean0 ? mean0[j] : 0.0;
-    while (t < mloc && ntk_dmat_row_l2g(Kphi, t) < j) ++t;
+    w->kc[jl] = diag_c[j];
+    w->mc[jl] = mean_c ? mean_c[j] : 0.0;
+    while (!cross && t < mloc && ntk_dmat_row_l2g(Kphi, t) < j) ++t;
     w->t0[jl] = t;
     w->pairs += mloc - t;
   }
@@ -457,7 +544,8 @@ static int choose_interpolants(const rec_t *R, work_t *w) {
   return NTK_OK;
 }
 
-/* nngp += weight * K_f(xi), ntk += weight * Theta_inf(xi) on my lower-triangle entries. */
+/* nngp += weight * K_f(xi), ntk += weight * Theta_inf(xi) on my lower-triangle entries
+ * (every entry of a cross kernel). */
 static int accumulate_mask(const rec_t *R, work_t *w, const ntk_dmat *Kphi, double weight,
                            ntk_dmat *nngp, ntk_dmat *ntk) {
   const double sw2 = R->sw2, sb2 = R->sb2;
@@ -482,7 +570,7 @@ static int accumulate_mask(const rec_t *R, work_t *w, const ntk_dmat *Kphi, doub
     double *outt = ntk->a + (size_t)jl * ntk->lld + t0;
     /* the diagonal can only be the first row of the suffix; there take the per-sample
      * values, computed with rho = 1 exactly (relu's kdd has infinite slope there) */
-    if (ntk_dmat_row_l2g(Kphi, t0) == j) {
+    if (!w->cross && ntk_dmat_row_l2g(Kphi, t0) == j) {
       w->K[0] = w->rows.KL[t0];
       w->T[0] = w->rows.TL[t0];
     }
@@ -502,19 +590,23 @@ static int count_free(const double *p, int L) {
   return f;
 }
 
-int ntk_analytic_from_input(const ntk_config *cfg, const ntk_dmat *Kphi, const double *diag,
-                            const double *mean0, int mode, const double *xi, ntk_dmat *nngp,
-                            ntk_dmat *ntk, ntk_analytic_info *info) {
+/* The recursion on every pair of a symmetric input kernel (cross = 0: lower triangle,
+ * then mirrored; diag_c, mean_c are diag_r, mean_r) or of a cross one (rows and columns
+ * are two sample sets, each with its own diagonal and means). */
+static int recursion(const ntk_config *cfg, const ntk_dmat *Kphi, const double *diag_r,
+                     const double *diag_c, const double *mean_r, const double *mean_c, int cross,
+                     int mode, const double *xi, ntk_dmat *nngp, ntk_dmat *ntk,
+                     ntk_analytic_info *info) {
   memset(nngp, 0, sizeof *nngp);
   memset(ntk, 0, sizeof *ntk);
   NTK_CHECK(ntk_analytic_check(cfg));
   const ntk_grid *g = Kphi->g;
-  const int N = Kphi->m, L = cfg->model.depth;
+  const int L = cfg->model.depth;
   if (mode != NTK_NETWORK_EVAL && mode != NTK_NETWORK_MASK && mode != NTK_NETWORK_MASK_AVERAGE)
     return ntk_err_set(NTK_ERR_INTERNAL, "analytic: unknown network mode %d", mode);
   if (mode == NTK_NETWORK_MASK && !xi && L > 0)
     return ntk_err_set(NTK_ERR_INTERNAL, "analytic: network mode mask without a mask");
-  if (!cfg->fourier.project && !mean0)
+  if (!cfg->fourier.project && (!mean_r || !mean_c))
     return ntk_err_set(NTK_ERR_INTERNAL, "analytic: fourier.project false needs feature means");
 
   rec_t R = {0};
@@ -532,9 +624,9 @@ int ntk_analytic_from_input(const ntk_config *cfg, const ntk_dmat *Kphi, const d
   int rc = NTK_OK;
   if (!ntk_dual_closed_form(R.act) && cfg->analytic.quadrature_order > 0)
     rc = ntk_quad_create(cfg->analytic.quadrature_order, &q);
-  if (!rc) rc = ntk_dmat_create(g, N, N, nngp);
-  if (!rc) rc = ntk_dmat_create(g, N, N, ntk);
-  if (!rc) rc = work_alloc(&w, Kphi, diag, mean0, L);
+  if (!rc) rc = ntk_dmat_create(g, Kphi->m, Kphi->n, nngp);
+  if (!rc) rc = ntk_dmat_create(g, Kphi->m, Kphi->n, ntk);
+  if (!rc) rc = work_alloc(&w, Kphi, diag_r, diag_c, mean_r, mean_c, cross, L);
   if (!rc && !(alpha = ntk_calloc(L > 0 ? L : 1, sizeof *alpha, "block scales"))) rc = ntk_err_code();
   if (!rc && !(p = ntk_calloc(L > 0 ? L : 1, sizeof *p, "survival"))) rc = ntk_err_code();
   rc = ntk_err_sync(g->comm, rc);
@@ -607,8 +699,8 @@ int ntk_analytic_from_input(const ntk_config *cfg, const ntk_dmat *Kphi, const d
     info->dual_error = anyfixed ? NAN : emax;
     info->closed_form = ntk_dual_closed_form(R.act);
   }
-  rc = ntk_dmat_symmetrize_lower(nngp);
-  if (!rc) rc = ntk_dmat_symmetrize_lower(ntk);
+  if (!cross) rc = ntk_dmat_symmetrize_lower(nngp);
+  if (!rc && !cross) rc = ntk_dmat_symmetrize_lower(ntk);
 
 done:
   work_free(&w);
@@ -620,6 +712,33 @@ done:
     ntk_dmat_free(ntk);
     ntk_err_trace(__FILE__, __LINE__, __func__);
   }
+  return rc;
+}
+
+int ntk_analytic_from_input(const ntk_config *cfg, const ntk_dmat *Kphi, const double *diag,
+                            const double *mean0, int mode, const double *xi, ntk_dmat *nngp,
+                            ntk_dmat *ntk, ntk_analytic_info *info) {
+  NTK_CHECK(recursion(cfg, Kphi, diag, diag, mean0, mean0, 0, mode, xi, nngp, ntk, info));
+  return NTK_OK;
+}
+
+int ntk_analytic_cross(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *Xl,
+                       const ntk_dmat *X, int mode, const double *xi, ntk_dmat *ntk) {
+  NTK_CHECK(ntk_analytic_check(cfg));
+  ntk_timer_start(NTK_PHASE_ANALYTIC);
+  const int Nl = Xl->m, N = X->m;
+  double *dl = ntk_calloc(2 * ((size_t)Nl + N), sizeof(double), "kernel diagonals");
+  ntk_dmat K = {0}, nngp = {0};
+  int rc = dl ? NTK_OK : ntk_err_code();
+  rc = ntk_err_sync(g->comm, rc);
+  double *d = rc ? NULL : dl + Nl, *ml = rc ? NULL : d + N, *m = rc ? NULL : ml + Nl;
+  if (!rc) rc = input_kernel_cross(cfg, g, Xl, X, &K, dl, d, ml, m);
+  if (!rc) rc = recursion(cfg, &K, dl, d, ml, m, 1, mode, xi, &nngp, ntk, NULL);
+  ntk_dmat_free(&nngp);
+  ntk_dmat_free(&K);
+  free(dl);
+  ntk_timer_stop(NTK_PHASE_ANALYTIC);
+  if (rc) ntk_err_trace(__FILE__, __LINE__, __func__);
   return rc;
 }
 

@@ -153,6 +153,10 @@ int ntk_metrics_diff_norm2(const char *solver, const ntk_dmat *A, const ntk_dmat
   return NTK_OK;
 }
 
+double ntk_metrics_rounding_floor(int N, double lambda_max) {
+  return 64.0 * DBL_EPSILON * N * fabs(lambda_max);
+}
+
 int ntk_metrics_weyl_holds(double max_shift, double norm2, int N, double lambda_max) {
-  return max_shift <= norm2 + 64.0 * DBL_EPSILON * N * fabs(lambda_max);
+  return max_shift <= norm2 + ntk_metrics_rounding_floor(N, lambda_max);
 }
