@@ -13,3 +13,6 @@ if(NTK_LONG_TESTS)
 endif()
 # Signals at random times through a timeout + mpirun wrapper (issue 22): 62 runs and resumes.
 ntk_add_py_test(signals test_signals.py)
+# The kernel-regime test-loss prediction (issue 20) against numpy's own Jacobian kernel,
+# relu recursion and explicit linearised GD, to 1e-10; its lazy-regime agreement.
+ntk_add_py_test(predict_test test_predict.py exact topk fourier lazy)

@@ -92,3 +92,7 @@ int ntk_app_write_provenance(ntk_output *out, const ntk_config *cfg, const ntk_g
  * N) its eigenvalues. */
 int ntk_app_write_analytic(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *X,
                            ntk_output *out, ntk_dmat *theta_inf, double *w_inf);
+/* Collective: the infinite-width cross kernel Theta_inf(Xl, X) (created here) of the same
+ * network as ntk_app_write_analytic's, for the test-loss prediction. */
+int ntk_app_analytic_cross(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *Xl,
+                           const ntk_dmat *X, ntk_dmat *cross);

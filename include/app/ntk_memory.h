@@ -12,7 +12,7 @@
 #include "ntk_grid.h"
 #include "ntk_output.h"
 
-#define NTK_MEM_MAX_TERMS 24
+#define NTK_MEM_MAX_TERMS 28
 /* MiB the libraries add to the baseline once running (measured, docs/HARDENING.md) */
 #define NTK_MEM_RUNTIME_MIB 10.0
 

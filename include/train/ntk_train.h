@@ -1,7 +1,7 @@
 /* ntk_train: training dynamics of the NTK-ECRN (MODEL.md "Training" and "Metrics") -
  * full-batch gradient descent or minibatch SGD on the MSE loss, with the NTK measured and
  * diagonalised at the steps of a schedule, every metric appended to /trajectory, the
- * kernel-regime prediction of the train loss, stop on divergence, and the step-boundary
+ * kernel-regime prediction of the train and test losses, stop on divergence, and the step-boundary
  * signal agreement that lets a run be checkpointed and resumed.
  *
  * Gradients are computed in the block-cyclic layout: the backward pass hands each
@@ -31,8 +31,10 @@ void ntk_train_free(ntk_trainer *t);
 
 /* Collective.  The infinite-width reference for the prediction: Theta_inf (N x N) is
  * diagonalised (all N pairs) and projected on the step-0 residual of the evaluation
- * network (computed here).  t->refinf.w then holds Theta_inf's N eigenvalues. */
-int ntk_train_set_infinite_reference(ntk_trainer *t, const ntk_dmat *theta_inf);
+ * network (computed here).  t->refinf.w then holds Theta_inf's N eigenvalues.  cross_inf
+ * (may be NULL: no test-loss prediction from Theta_inf) is Theta_inf(X_test, X). */
+int ntk_train_set_infinite_reference(ntk_trainer *t, const ntk_dmat *theta_inf,
+                                     const ntk_dmat *cross_inf);
 
 /* Collective.  One measurement at `step`: Theta_t, its spectrum, every metric of MODEL.md,
  * appended to /trajectory and flushed.  Step 0 also fixes the reference (Theta_0, its
@@ -72,6 +74,12 @@ typedef struct {
 } ntk_train_bytes;
 void ntk_train_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
                       ntk_train_bytes *b);
+
+/* The test-loss prediction's reference kept for the whole run (training with a test set):
+ * f_0(X_test) - Y_test and, per reference kernel, Theta(X_test, X) U and U^T r_0; bytes on
+ * process (0, 0), saturating. */
+int64_t ntk_train_test_memory(const ntk_config *cfg, const ntk_grid *g, int N, int n_test,
+                              int k);
 
 /* Kernel-regime train loss at step t of GD with learning rate lr on N samples:
  * (1/2N) [sum_i (1 - lr w_i / N)^(2t) e_i + rest]. */

@@ -13,11 +13,14 @@
 
 /* The kernel-regime reference of one kernel (Theta_0, or Theta_inf): its K eigenvalues
  * (descending), the residual energy e_i = sum_c (u_i^T r_{0,c})^2 along each eigenvector
- * and the energy outside the K eigenvectors (0 when K == N). */
+ * and the energy outside the K eigenvectors (0 when K == N).  With a test set, also what
+ * the test-loss prediction needs (docs/METRICS.md): tb = Theta(X_test, X) U (n_test x K)
+ * and tp = U^T r_0 (K x k); tb.a == NULL without them. */
 typedef struct {
   int K;
   double *w, *energy;
   double rest;
+  ntk_dmat tb, tp;
 } ntk_kernel_ref;
 
 typedef struct {
@@ -34,6 +37,8 @@ typedef struct {
   ntk_kernel_ref ref0, refinf; /* refinf.K == 0 unless analytic.enabled */
   double lr;                   /* eta actually used */
   double loss0;                /* train loss at step 0 (evaluation network) */
+  ntk_dmat test_r0;            /* f_0(X_test) - Y_test (evaluation network); a == NULL
+                                * until a test-loss reference needs it */
   int unstable;                /* a measurement saw eta*lambda_max/(2N) > 1 or the loss grow */
   /* scratch of one measurement */
   ntk_dmat theta, vectors;

@@ -85,15 +85,20 @@ static int write_data_and_params(ntk_output *out, const ntk_config *cfg, const n
 #define NTK_CHECK_ALL(call) NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, (call)))
 
 /* The infinite-width NNGP and NTK (ntk_app_write_analytic writes /analytic); with training,
- * Theta_inf also becomes the second kernel-regime reference. */
+ * Theta_inf also becomes the second kernel-regime reference, with Theta_inf(X_test, X)
+ * for the test loss when there is a test set. */
 static int run_analytic(ntk_app_ctx *ctx, run_state *st) {
   const ntk_config *cfg = &ctx->cfg;
-  ntk_dmat theta_inf = {0};
-  NTK_CHECK(ntk_app_write_analytic(cfg, &ctx->g, &ctx->data.x_train, &ctx->out,
+  const ntk_data *D = &ctx->data;
+  ntk_dmat theta_inf = {0}, cross = {0};
+  NTK_CHECK(ntk_app_write_analytic(cfg, &ctx->g, &D->x_train, &ctx->out,
                                    cfg->train.steps > 0 ? &theta_inf : NULL, NULL));
   if (cfg->train.steps == 0) return NTK_OK;
-  int err = ntk_train_set_infinite_reference(&st->tr, &theta_inf);
+  int err = D->n_test > 0 ? ntk_app_analytic_cross(cfg, &ctx->g, &D->x_test, &D->x_train, &cross)
+                          : NTK_OK;
+  if (!err) err = ntk_train_set_infinite_reference(&st->tr, &theta_inf, cross.a ? &cross : NULL);
   ntk_dmat_free(&theta_inf);
+  ntk_dmat_free(&cross);
   NTK_CHECK(err);
   return NTK_OK;
 }

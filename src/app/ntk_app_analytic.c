@@ -13,15 +13,32 @@
 #include "ntk_model.h"
 #include "ntk_timer.h"
 
+/* The mask of the network the empirical kernel is measured on at step 0 (ntk.network
+ * mask; unused otherwise), malloc'd. */
+static double *measured_mask(const ntk_config *cfg) {
+  const int L = cfg->model.depth;
+  double *xi = ntk_calloc(L > 0 ? L : 1, sizeof(double), "mask");
+  if (xi && cfg->ntk.network == NTK_NETWORK_MASK) ntk_mask_measured(cfg, 0, xi);
+  return xi;
+}
+
+int ntk_app_analytic_cross(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *Xl,
+                           const ntk_dmat *X, ntk_dmat *cross) {
+  double *xi = measured_mask(cfg);
+  if (!xi) return ntk_err_code();
+  int err = ntk_analytic_cross(cfg, g, Xl, X, cfg->ntk.network, xi, cross);
+  free(xi);
+  NTK_CHECK(err);
+  return NTK_OK;
+}
+
 int ntk_app_write_analytic(const ntk_config *cfg, const ntk_grid *g, const ntk_dmat *X,
                            ntk_output *out, ntk_dmat *theta_inf, double *w_inf) {
-  const int N = X->m, L = cfg->model.depth;
+  const int N = X->m;
   const int K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : N;
   double *xi, *w;
-  NTK_ALLOC(xi, L > 0 ? L : 1, "mask");
+  if (!(xi = measured_mask(cfg))) return ntk_err_code();
   NTK_ALLOC(w, K, "analytic eigenvalues");
-  /* the same network the empirical kernel is measured on (ntk.network) */
-  if (cfg->ntk.network == NTK_NETWORK_MASK) ntk_mask_measured(cfg, 0, xi);
   ntk_dmat nngp = {0}, ntk = {0};
   ntk_analytic_info info = {0};
   int err;

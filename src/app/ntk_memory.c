@@ -61,9 +61,12 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
   double kept = solve.kept > (training ? diff.kept : 0.0) ? solve.kept : (training ? diff.kept : 0.0);
   const int64_t blacs = ntk_size_from_double(kept * (double)B);
   term(e, "BLACS buffer kept after PDSYEVR", blacs);
-  const int64_t persistent =
+  const int64_t test_ref = ntk_train_test_memory(cfg, g, N, n_test, k);
+  term(e, "training: test-loss prediction reference", test_ref);
+  const int64_t persistent = ntk_size_add(
       ntk_size_add(ntk_size_add(ntk_size_add(data, mb.params), ntk_size_add(B, tb.vectors)),
-                   ntk_size_add(ntk_size_add(tb.theta0, tb.grads), ntk_size_add(tb.schedule, blacs)));
+                   ntk_size_add(ntk_size_add(tb.theta0, tb.grads), ntk_size_add(tb.schedule, blacs))),
+      test_ref);
 
   /* NTK assembly: the forward states live throughout; the backward signals and the Gram
    * panels while the groups are visited; the symmetrization's transpose at the end, while
@@ -99,15 +102,25 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
                               ntk_size_max(ntk_size_add(mb.signals, ntk_panel_bytes_sum(mb.backward_panels)),
                                            mb.forward_panels))
                : 0;
+  /* step 0 with a test set: the cross kernel Theta_0(X_test, X), assembled from both sets'
+   * forward passes (the test set's signals recorded) */
+  const int64_t cross =
+      test_ref > 0 ? ntk_ntk_cross_memory(cfg, g, n_test, N, d, k) : 0;
+  if (cross > 0) term(e, "training: cross kernel (step 0)", cross);
+  const int64_t phase_cross =
+      cross > 0 ? ntk_size_add(ntk_size_add(cross, ntk_size_add(mb.fourier, mb.states)),
+                               ntk_size_add(mb.signals, ntk_panel_bytes_sum(mb.backward_panels)))
+                : 0;
   /* writing the kernel or the vectors stages a local block */
   const int64_t stage = ntk_output_stage_bytes(
       ntk_size_max(cfg->output.save_ntk ? B : 0, cfg->output.save_eigenvectors ? tb.vectors : 0));
   if (stage > 0) term(e, "output write staging", stage);
 
-  const char *names[4] = {"NTK assembly", "eigensolve", "training step", "output"};
-  const int64_t phases[4] = {phase_ntk, phase_eig, phase_train, stage};
+  const char *names[5] = {"NTK assembly", "eigensolve", "training step", "output",
+                          "cross kernel"};
+  const int64_t phases[5] = {phase_ntk, phase_eig, phase_train, stage, phase_cross};
   int top = 0;
-  for (int i = 1; i < 4; ++i)
+  for (int i = 1; i < 5; ++i)
     if (phases[i] > phases[top]) top = i;
   e->persistent = (double)persistent;
   e->phase_ntk = (double)phase_ntk;

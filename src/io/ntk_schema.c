@@ -51,6 +51,12 @@ const ntk_series_info ntk_schema_trajectory[NTK_TRAJ_COUNT] = {
     TRAJ(NTK_TRAJ_PREDICTED_TRAIN_LOSS_INFINITE, "predicted_train_loss_infinite",
          NTK_SERIES_SCALAR, NTK_WHEN_TRAINING_ANALYTIC, "y^2",
          "kernel-regime train loss from Theta_inf"),
+    TRAJ(NTK_TRAJ_PREDICTED_TEST_LOSS, "predicted_test_loss", NTK_SERIES_SCALAR,
+         NTK_WHEN_TRAINING, "y^2",
+         "kernel-regime test loss from Theta_0 and Theta_0(test, train); NaN without a test set"),
+    TRAJ(NTK_TRAJ_PREDICTED_TEST_LOSS_INFINITE, "predicted_test_loss_infinite", NTK_SERIES_SCALAR,
+         NTK_WHEN_TRAINING_ANALYTIC, "y^2",
+         "the same from Theta_inf and Theta_inf(test, train); NaN without a test set"),
     TRAJ(NTK_TRAJ_STABILITY_RATIO, "stability_ratio", NTK_SERIES_SCALAR, NTK_WHEN_TRAINING, "",
          "eta lambda_max / (2N); linearised GD is stable below 1"),
     TRAJ(NTK_TRAJ_NTK, "ntk", NTK_SERIES_NN, NTK_WHEN_SAVE_NTK, "f^2", "Theta_t"),
@@ -137,11 +143,14 @@ static const ntk_schema_item ckpt_attrs[] = {
     {"loss0", "float"},         {"theta0_frobenius", "float"}, {"unstable", "int"},
     {"K", "int"},               {"Kinf", "int"},               {NULL, NULL}};
 
-static const ntk_schema_item ckpt_root_sets[] = {{"theta0", "(N, N)"}, {NULL, NULL}};
+static const ntk_schema_item ckpt_root_sets[] = {
+    {"theta0", "(N, N)"}, {"test_r0", "(n_test, k)"}, {NULL, NULL}};
 
-static const ntk_schema_item ckpt_ref_sets[] = {{"eigenvalues", "(K,)"}, {"energy", "(K,)"}, {NULL, NULL}};
+static const ntk_schema_item ckpt_ref_sets[] = {{"eigenvalues", "(K,)"}, {"energy", "(K,)"},
+                                                {"test_b", "(n_test, K)"}, {"test_p", "(K, k)"},
+                                                {NULL, NULL}};
 
-static const ntk_schema_item ckpt_ref_attrs[] = {{"rest", "float"}, {NULL, NULL}};
+static const ntk_schema_item ckpt_ref_attrs[] = {{"rest", "float"}, {"test", "int"}, {NULL, NULL}};
 
 static const ntk_schema_item base_attrs[] = {
     {NTK_ATTR_FORMAT, "str"}, {NTK_ATTR_FORMAT_VERSION, "int"}, {NTK_ATTR_VERSION, "str"},

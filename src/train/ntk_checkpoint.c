@@ -60,6 +60,13 @@ static int write_ref(ntk_output *o, const char *pre, const char *kname, const nt
   snprintf(name, sizeof name, "%s/energy", pre);
   NTK_CHECK(ntk_output_write_array(o, name, 1, dims, r->energy));
   NTK_CHECK(ntk_output_attr_double(o, pre, "rest", r->rest));
+  /* the test-loss prediction's reference: it needs the initial parameters, gone by now */
+  NTK_CHECK(ntk_output_attr_int(o, pre, "test", r->tb.a != NULL));
+  if (!r->tb.a) return NTK_OK;
+  snprintf(name, sizeof name, "%s/test_b", pre);
+  NTK_CHECK(ntk_output_write_dmat(o, name, &r->tb));
+  snprintf(name, sizeof name, "%s/test_p", pre);
+  NTK_CHECK(ntk_output_write_dmat(o, name, &r->tp));
   return NTK_OK;
 }
 
@@ -79,6 +86,7 @@ static int write_body(ntk_output *o, const ntk_trainer *t, long long step) {
   NTK_CHECK(ntk_output_attr_int(o, "/", "unstable", t->unstable));
   NTK_CHECK(ntk_checkpoint_write_params(o, t->model, "/params"));
   NTK_CHECK(ntk_output_write_dmat(o, "/theta0", &t->theta0));
+  if (t->test_r0.a) NTK_CHECK(ntk_output_write_dmat(o, "/test_r0", &t->test_r0));
   NTK_CHECK(write_ref(o, "/ref0", "K", &t->ref0));
   NTK_CHECK(write_ref(o, "/refinf", "Kinf", &t->refinf));
   return NTK_OK;
@@ -118,13 +126,16 @@ int ntk_checkpoint_write(const ntk_trainer *t, long long step) {
 
 /* -------------------------------------------------------------------- read -- */
 
-static int read_ref(ntk_input *f, const char *path, const char *pre, const char *kname, int N,
-                    ntk_kernel_ref *r) {
-  long long K = 0;
+/* n_test and k: the shapes of the test-loss reference, when the checkpoint has one. */
+static int read_ref(ntk_input *f, const ntk_grid *g, const char *path, const char *pre,
+                    const char *kname, int N, int n_test, int k, ntk_kernel_ref *r) {
+  long long K = 0, test = 0;
   char name[64];
   NTK_CHECK(ntk_input_attr_int(f, "/", kname, &K));
   free(r->w);
   free(r->energy);
+  ntk_dmat_free(&r->tb);
+  ntk_dmat_free(&r->tp);
   memset(r, 0, sizeof *r);
   if (K == 0) return NTK_OK;
   if (K < 0 || K > N) return ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: bad %s", path, kname);
@@ -136,6 +147,17 @@ static int read_ref(ntk_input *f, const char *path, const char *pre, const char 
   snprintf(name, sizeof name, "%s/energy", pre);
   NTK_CHECK(ntk_input_read_array(f, name, K, r->energy));
   NTK_CHECK(ntk_input_attr_double(f, pre, "rest", &r->rest));
+  NTK_CHECK(ntk_input_attr_int(f, pre, "test", &test));
+  if (!test) return NTK_OK;
+  if (n_test == 0)
+    return ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %s has a test reference, the data no test set",
+                       path, pre);
+  NTK_CHECK(ntk_dmat_create(g, n_test, (int)K, &r->tb));
+  NTK_CHECK(ntk_dmat_create(g, (int)K, k, &r->tp));
+  snprintf(name, sizeof name, "%s/test_b", pre);
+  NTK_CHECK(ntk_input_read_dmat(f, name, -1, &r->tb));
+  snprintf(name, sizeof name, "%s/test_p", pre);
+  NTK_CHECK(ntk_input_read_dmat(f, name, -1, &r->tp));
   return NTK_OK;
 }
 
@@ -191,8 +213,14 @@ static int read_body(ntk_input *f, const char *path, ntk_trainer *t, long long *
   ntk_dmat_free(&t->theta0);
   NTK_CHECK(ntk_dmat_create(t->g, t->N, t->N, &t->theta0));
   NTK_CHECK(ntk_input_read_dmat(f, "/theta0", -1, &t->theta0));
-  NTK_CHECK(read_ref(f, path, "/ref0", "K", t->N, &t->ref0));
-  NTK_CHECK(read_ref(f, path, "/refinf", "Kinf", t->N, &t->refinf));
+  const int n_test = t->data->n_test, k = t->model->k;
+  NTK_CHECK(read_ref(f, t->g, path, "/ref0", "K", t->N, n_test, k, &t->ref0));
+  NTK_CHECK(read_ref(f, t->g, path, "/refinf", "Kinf", t->N, n_test, k, &t->refinf));
+  ntk_dmat_free(&t->test_r0);
+  if (t->ref0.tb.a || t->refinf.tb.a) {
+    NTK_CHECK(ntk_dmat_create(t->g, n_test, k, &t->test_r0));
+    NTK_CHECK(ntk_input_read_dmat(f, "/test_r0", -1, &t->test_r0));
+  }
   if (t->ref0.K != t->K)
     return ntk_err_set(NTK_ERR_INPUT, "checkpoint %s: %d reference eigenvalues, ntk.top_k asks for %d",
                        path, t->ref0.K, t->K);

@@ -142,7 +142,76 @@ double ntk_train_predict_loss(const ntk_kernel_ref *ref, double lr, int N, long 
 static void ref_free(ntk_kernel_ref *r) {
   free(r->w);
   free(r->energy);
+  ntk_dmat_free(&r->tb);
+  ntk_dmat_free(&r->tp);
   memset(r, 0, sizeof *r);
+}
+
+/* ------------------------------------------------------ test-loss prediction -- */
+
+/* In the kernel regime the test outputs move by -(eta/N) Theta(X_test, X) r_s at step s
+ * and r_s = (I - (eta/N) Theta)^s r_0, so after t steps
+ *   f_t(X_test) = f_0(X_test) - Theta(X_test, X) sum_i u_i u_i^T r_0 g_i(t),
+ *   g_i(t) = (eta/N) sum_{s<t} (1 - eta w_i/N)^s = (1 - (1 - eta w_i/N)^t) / w_i.
+ * Directions at or below the spectrum's rounding floor, and those outside the K computed
+ * vectors, are not learned (g = 0), as `rest` is frozen in the train prediction. */
+static double learned_weight(double w, double lr, int N, long long t, double floor) {
+  if (!(w > floor)) return 0.0;
+  const double x = lr * w / N;
+  /* 1 - (1 - x)^t loses every digit for x t << 1 when written so */
+  if (x < 1.0) return -expm1((double)t * log1p(-x)) / w;
+  return (1.0 - pow(1.0 - x, (double)t)) / w;
+}
+
+/* f_0(X_test) - Y_test of the evaluation network at the initial parameters, once. */
+static int test_residual0(ntk_trainer *t) {
+  if (t->test_r0.a) return NTK_OK;
+  const ntk_data *D = t->data;
+  ntk_forward F;
+  NTK_CHECK(ntk_model_forward(t->model, &D->x_test, NULL, &F));
+  int err = ntk_dmat_create(t->g, D->n_test, F.f.n, &t->test_r0);
+  if (!err) err = ntk_metrics_residual(&F.f, &D->y_test, &t->test_r0);
+  ntk_forward_free(&F);
+  NTK_CHECK(err);
+  return NTK_OK;
+}
+
+/* ref->tb = cross U, ref->tp = U^T R: the test prediction of a kernel with eigenvectors U
+ * (N x K), cross kernel Theta(X_test, X) and step-0 train residual R. */
+static int test_reference(ntk_trainer *t, const ntk_dmat *cross, const ntk_dmat *U,
+                          const ntk_dmat *R, ntk_kernel_ref *ref) {
+  NTK_CHECK(test_residual0(t));
+  ntk_dmat_free(&ref->tb);
+  ntk_dmat_free(&ref->tp);
+  NTK_CHECK(ntk_dmat_create(t->g, cross->m, U->n, &ref->tb));
+  NTK_CHECK(ntk_dmat_gemm('N', 'N', 1.0, cross, U, 0.0, &ref->tb));
+  NTK_CHECK(ntk_dmat_create(t->g, U->n, R->n, &ref->tp));
+  NTK_CHECK(ntk_dmat_gemm('T', 'N', 1.0, U, R, 0.0, &ref->tp));
+  return NTK_OK;
+}
+
+/* The predicted test loss at `step` from `ref`; NaN when it has no test reference. */
+static int predict_test_loss(const ntk_trainer *t, const ntk_kernel_ref *ref, long long step,
+                             double *loss) {
+  *loss = NAN;
+  if (!ref->tb.a || !t->test_r0.a) return NTK_OK;
+  const double floor = ntk_metrics_rounding_floor(t->N, ref->w[0]);
+  ntk_dmat C = {0}, E = {0};
+  int err = ntk_dmat_copy(&ref->tp, &C);
+  for (int il = 0; !err && il < C.mloc; ++il) {
+    const double s = learned_weight(ref->w[ntk_dmat_row_l2g(&C, il)], t->lr, t->N, step, floor);
+    for (int jl = 0; jl < C.nloc; ++jl) C.a[il + (size_t)jl * C.lld] *= s;
+  }
+  if (!err) err = ntk_dmat_copy(&t->test_r0, &E);
+  if (!err) err = ntk_dmat_gemm('N', 'N', -1.0, &ref->tb, &C, 1.0, &E);
+  if (!err) {
+    const double f = ntk_dmat_norm_fro(&E);
+    *loss = f * f / (2.0 * E.m);
+  }
+  ntk_dmat_free(&C);
+  ntk_dmat_free(&E);
+  NTK_CHECK(err);
+  return NTK_OK;
 }
 
 /* ---------------------------------------------------------------- lifecycle -- */
@@ -175,15 +244,17 @@ void ntk_train_free(ntk_trainer *t) {
   ntk_dmat_free(&t->theta);
   ntk_dmat_free(&t->vectors);
   ntk_dmat_free(&t->theta0);
+  ntk_dmat_free(&t->test_r0);
   for (int q = 0; q < 4; ++q) ntk_dmat_free(&t->gbuf[q]);
   ref_free(&t->ref0);
   ref_free(&t->refinf);
   memset(t, 0, sizeof *t);
 }
 
-/* Eigen-decompose `theta` (K pairs) and project the residual R on the vectors. */
-static int kernel_reference(const ntk_trainer *t, const ntk_dmat *theta, int K, const ntk_dmat *R,
-                            ntk_kernel_ref *ref) {
+/* Eigen-decompose `theta` (K pairs) and project the residual R on the vectors; with a
+ * cross kernel Theta(X_test, X) (may be NULL) also the test-loss reference. */
+static int kernel_reference(ntk_trainer *t, const ntk_dmat *theta, const ntk_dmat *cross, int K,
+                            const ntk_dmat *R, ntk_kernel_ref *ref) {
   ntk_dmat U = {0};
   ref_free(ref);
   ref->K = K;
@@ -194,6 +265,7 @@ static int kernel_reference(const ntk_trainer *t, const ntk_dmat *theta, int K, 
   ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
   double total = 0.0, in = 0.0;
   if (!err) err = ntk_metrics_residual_energy(&U, R, ref->energy, &total);
+  if (!err && cross) err = test_reference(t, cross, &U, R, ref);
   ntk_dmat_free(&U);
   NTK_CHECK(err);
   for (int i = 0; i < K; ++i) in += ref->energy[i];
@@ -220,11 +292,12 @@ static int eval_residual(const ntk_trainer *t, ntk_dmat *R, double *loss, double
   return NTK_OK;
 }
 
-int ntk_train_set_infinite_reference(ntk_trainer *t, const ntk_dmat *theta_inf) {
+int ntk_train_set_infinite_reference(ntk_trainer *t, const ntk_dmat *theta_inf,
+                                     const ntk_dmat *cross_inf) {
   ntk_dmat R = {0};
   double loss, acc;
   NTK_CHECK(eval_residual(t, &R, &loss, &acc, NULL));
-  int err = kernel_reference(t, theta_inf, t->N, &R, &t->refinf);
+  int err = kernel_reference(t, theta_inf, cross_inf, t->N, &R, &t->refinf);
   ntk_dmat_free(&R);
   NTK_CHECK(err);
   return NTK_OK;
@@ -240,6 +313,7 @@ typedef struct {
   double drift, eig_drift, shift, norm2;
   int weyl;
   double pred, pred_inf, ratio; /* training runs only */
+  double pred_test, pred_test_inf; /* training runs with a test set */
 } measure_row;
 
 /* The evaluation network's losses and the train residual R (created here).  The test set
@@ -362,6 +436,34 @@ static int measure_metrics(ntk_trainer *t, long long step, const ntk_dmat *R, me
   return NTK_OK;
 }
 
+/* Step 0 of a training run with a test set: the cross kernel Theta_0(X_test, X) of the
+ * network ntk.network measures, mapped on Theta_0's eigenvectors (t->vectors), for the
+ * test-loss prediction.  A run without eigenvectors has no prediction (NaN). */
+static int measure_test_reference(ntk_trainer *t, const ntk_dmat *R) {
+  const ntk_data *D = t->data;
+  if (D->n_test == 0 || t->cfg->train.steps == 0 || !t->vectors.a || t->ref0.tb.a) return NTK_OK;
+  ntk_dmat C = {0};
+  int err = ntk_dmat_create(t->g, D->n_test, t->N, &C);
+  if (!err) err = ntk_ntk_cross_for_config(t->model, &D->x_test, &D->x_train, 0, &C);
+  ntk_timer_start(NTK_PHASE_METRICS);
+  if (!err) err = test_reference(t, &C, &t->vectors, R, &t->ref0);
+  ntk_timer_stop(NTK_PHASE_METRICS);
+  ntk_dmat_free(&C);
+  NTK_CHECK(err);
+  return NTK_OK;
+}
+
+/* Training runs: the kernel-regime test loss from Theta_0 and from Theta_inf. */
+static int measure_test_prediction(const ntk_trainer *t, long long step, measure_row *r) {
+  if (t->cfg->train.steps == 0) return NTK_OK;
+  ntk_timer_start(NTK_PHASE_METRICS);
+  int err = predict_test_loss(t, &t->ref0, step, &r->pred_test);
+  if (!err) err = predict_test_loss(t, &t->refinf, step, &r->pred_test_inf);
+  ntk_timer_stop(NTK_PHASE_METRICS);
+  NTK_CHECK(err);
+  return NTK_OK;
+}
+
 /* The row of `step` appended to /trajectory, flushed. */
 static int measure_append(ntk_trainer *t, long long step, const measure_row *r) {
   const ntk_config *cfg = t->cfg;
@@ -398,6 +500,9 @@ static int measure_append(ntk_trainer *t, long long step, const measure_row *r) 
   if (training) {
     ntk_series_scalar(row, NTK_TRAJ_PREDICTED_TRAIN_LOSS, r->pred);
     if (t->refinf.K > 0) ntk_series_scalar(row, NTK_TRAJ_PREDICTED_TRAIN_LOSS_INFINITE, r->pred_inf);
+    ntk_series_scalar(row, NTK_TRAJ_PREDICTED_TEST_LOSS, r->pred_test);
+    if (t->refinf.K > 0)
+      ntk_series_scalar(row, NTK_TRAJ_PREDICTED_TEST_LOSS_INFINITE, r->pred_test_inf);
     ntk_series_scalar(row, NTK_TRAJ_STABILITY_RATIO, r->ratio);
   }
   if (cfg->output.save_ntk) ntk_series_dmat(row, NTK_TRAJ_NTK, &t->theta);
@@ -436,8 +541,8 @@ int ntk_train_measure(ntk_trainer *t, long long step, int *diverged) {
   /* the loss's forward pass is the evaluation network's: with ntk.network eval the kernel
    * is assembled from its states instead of a second pass */
   const int reuse = t->cfg->ntk.network == NTK_NETWORK_EVAL;
-  measure_row r = {.test_loss = NAN, .test_acc = NAN, .weyl = 1,
-                   .pred = NAN, .pred_inf = NAN, .ratio = NAN};
+  measure_row r = {.test_loss = NAN, .test_acc = NAN, .weyl = 1, .pred = NAN, .pred_inf = NAN,
+                   .ratio = NAN, .pred_test = NAN, .pred_test_inf = NAN};
   ntk_dmat R = {0};
   ntk_forward fwd = {0};
   *diverged = 0;
@@ -449,6 +554,8 @@ int ntk_train_measure(ntk_trainer *t, long long step, int *diverged) {
   if (!err && !measure_finite(t, step, &r)) *diverged = 1;
   if (!err && !*diverged) err = measure_eigensolve(t);
   if (!err && !*diverged) err = measure_metrics(t, step, &R, &r);
+  if (!err && !*diverged && step == 0) err = measure_test_reference(t, &R);
+  if (!err && !*diverged) err = measure_test_prediction(t, step, &r);
   if (!err && !*diverged) err = measure_append(t, step, &r);
   if (!err && !*diverged) measure_report(t, step, &r, diverged);
   free(r.energy);
@@ -700,6 +807,19 @@ int ntk_train_resume_output(ntk_trainer *t, long long start, int *start_measured
 }
 
 /* ----------------------------------------------------------------- memory -- */
+
+int64_t ntk_train_test_memory(const ntk_config *cfg, const ntk_grid *g, int N, int n_test,
+                              int k) {
+  if (cfg->train.steps == 0 || n_test == 0) return 0;
+  const int K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : N;
+  int64_t b = ntk_size_add(ntk_dmat_max_local_bytes(g, n_test, k),
+                           ntk_size_add(ntk_dmat_max_local_bytes(g, n_test, K),
+                                        ntk_dmat_max_local_bytes(g, K, k)));
+  if (cfg->analytic.enabled)
+    b = ntk_size_add(b, ntk_size_add(ntk_dmat_max_local_bytes(g, n_test, N),
+                                     ntk_dmat_max_local_bytes(g, N, k)));
+  return b;
+}
 
 void ntk_train_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
                       ntk_train_bytes *b) {
