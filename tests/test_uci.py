@@ -1,6 +1,7 @@
 """tools/ntkspec-uci: the three UCI sets converted to ntkspec's HDF5 input, checked against
 scikit-learn's own copies (split, standardisation, targets, determinism), then each read by
-one short `ntkspec run` of its configs/uci_NAME.yaml (rc 0, N, d and k as converted)."""
+one short `ntkspec run` of its configs/uci_NAME.yaml (rc 0, N, d and k as converted, the
+kernel-regime test predictions finite and equal to the test loss at step 0)."""
 import os
 import subprocess
 import sys
@@ -120,6 +121,11 @@ if H.section("convert"):
             R.check(f["data/y_train"].shape == (ntr, k), "%s: k = %d" % (name, k))
             t = f["trajectory"]
             R.check(np.isfinite(t["test_loss"][()]).all(), "%s: test loss measured" % name)
+            # the kernel-regime test predictions start at the measured test loss
+            for s in ("predicted_test_loss", "predicted_test_loss_infinite"):
+                v = t[s][()]
+                R.check(np.isfinite(v).all() and abs(v[0] / t["test_loss"][0] - 1) < 1e-12,
+                        "%s: %s finite, = test_loss at step 0" % (name, s))
             acc = "test_accuracy" in t
             R.check(acc == (SHAPES[name][3] > 0),
                     "%s: accuracy reported exactly for the classification sets (%s)" % (name, acc))
