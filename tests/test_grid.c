@@ -377,6 +377,41 @@ static void test_allgather_vector(void **state) {
   assert_no_failures();
 }
 
+/* ntk_gather_blocks against what MPI_Allgatherv would leave (every block at its place on
+ * every rank, the gaps between blocks untouched), bitwise, for the patterns of
+ * contributors the gathered products meet: all ranks, one (each in turn; a block longer
+ * than the rank count and one shorter, some of whose pieces are empty), every other rank
+ * (half: MPI_Allgatherv itself from 4 ranks on), none. */
+static double block_entry(int r, int i) { return 1000.0 * r + i + 0.125; }
+
+static void test_gather_blocks(void **state) {
+  (void)state;
+  const int q = g_size, me = g_rank;
+  int cnt[4], dsp[4], scratch[8], total = 0;
+  double send[64], recv[300], want[300];
+  for (int pattern = 0; pattern < 3 + 2 * q; ++pattern) {
+    total = 0;
+    for (int r = 0; r < q; ++r) {
+      cnt[r] = pattern == 0   ? 5 + 7 * r                        /* all */
+               : pattern == 1 ? 0                                /* none */
+               : pattern == 2 ? (r % 2 == 0 ? 41 : 0)            /* every other */
+               : pattern < 3 + q ? (r == pattern - 3 ? 37 : 0)   /* one, longer than q */
+                                 : (r == pattern - 3 - q ? 3 : 0); /* one, shorter than q */
+      dsp[r] = total + 2; /* a gap of 2 before each block */
+      total = dsp[r] + cnt[r];
+    }
+    for (int i = 0; i < cnt[me]; ++i) send[i] = block_entry(me, i);
+    for (int i = 0; i < total; ++i) recv[i] = want[i] = -1.0;
+    for (int r = 0; r < q; ++r)
+      for (int i = 0; i < cnt[r]; ++i) want[dsp[r] + i] = block_entry(r, i);
+    EXPECT(ntk_gather_blocks(send, recv, cnt, dsp, MPI_COMM_WORLD, scratch) == NTK_OK,
+           "gather_blocks pattern %d", pattern);
+    EXPECT(memcmp(recv, want, sizeof(double) * (size_t)total) == 0,
+           "gather_blocks pattern %d on %d ranks: not what MPI_Allgatherv leaves", pattern, q);
+  }
+  assert_no_failures();
+}
+
 static double lower_or_garbage(int i, int j, void *ctx) {
   return i >= j ? tag(i, j, ctx) : -1e9 - hash_uniform((uint64_t)i, (uint64_t)j, 9);
 }
@@ -623,6 +658,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_fill_gather_copy),
       cmocka_unit_test(test_replicate_rows),
       cmocka_unit_test(test_allgather_vector),
+      cmocka_unit_test(test_gather_blocks),
       cmocka_unit_test(test_symmetrize_lower),
       cmocka_unit_test(test_gemm),
       cmocka_unit_test(test_syrk_lower),

@@ -85,6 +85,8 @@ R.check(abs(PM.gather_words(PM.gathers(1024, 1024, 4, 4)["gram"]) - 0.75 * 1024 
         "2x2 Gram: the busiest rank receives 3/4 N K")
 R.check(abs(PM.gather_words(PM.gathers(1024, 1024, 4, 2)["gram"]) - 0.5 * 1024 * K) < 1e-6,
         "2x1 Gram: every rank receives N K/2")
+one_rates = {"rates": {"forward": 4e10, "backward": 5e10, "gram": 3e10, "hadamard": 6e8}, "cache_mb": 32.0,
+             "mem_bw": 1.5e10, "mem_bw_cache": 2.5e10, "beta": 3e8, "kappa": 0.1, "tau": 0.0}
 # a TCP link as tbf counts it: whole 1514-byte frames per 1448 payload bytes, less the burst
 net = PM.net_tcp(100e6, 25e-6, burst=131072, pair=2.0)
 R.check(abs(PM.transfer(1048576, net) - (8 * 1048576 * 1514 / 1448 - 131072) / 12.5e6) < 1e-12,
@@ -105,17 +107,35 @@ R.check(abs(PM.allgatherv_time(2, 1, 1e6, net) - (25e-6 + PM.transfer(1e6, net))
         "two ranks, one sending: one transfer")
 R.check(abs(PM.allgatherv_time(8, 8, 1e4, cl) - (3 * 2e-6 + 7 * PM.transfer(1e4, cl))) < 1e-12,
         "bruck, all contribute: log2 q steps, q-1 blocks")
-bc = PM.net_cluster(2e-6, 1e9, bcast=True)
-R.check(abs(PM.allgatherv_time(32, 1, 1e6, bc) - (10 * 2e-6 + 2 * 31 / 32 * x)) < 1e-12,
-        "the broadcast what-if")
+# ntk_gather_blocks: one contributor of 32 broadcasts by a linear scatter of 32 pieces and a
+# ring allgather of them (250 kB per rank): 2 x 31 steps, 2 (q-1)/q of the block; the old
+# MPI_Allgatherv (bcast=False) forwarded the whole block 31 times
+R.check(abs(PM.gather_time(32, 1, 1e6, cl) - (62 * 2e-6 + 62 * PM.transfer(1e6 / 32, cl))) < 1e-12,
+        "one contributor of 32: scatter and allgather of its pieces")
+R.check(abs(PM.gather_time(32, 1, 1e6, PM.net_cluster(2e-6, 1e9, bcast=False)) - 31 * (2e-6 + x)) < 1e-12,
+        "the allgatherv what-if: the ring")
+R.check(PM.gather_time(2, 1, 1e6, net) == PM.allgatherv_time(2, 1, 1e6, net) == 25e-6 + PM.transfer(1e6, net),
+        "one of two: MPI_Bcast, one transfer as MPI_Allgatherv's two_proc")
+R.check(PM.gather_time(4, 2, 1e6, cl) == PM.allgatherv_time(4, 2, 1e6, cl) and
+        PM.gather_time(8, 8, 1e6, cl) == PM.allgatherv_time(8, 8, 1e6, cl),
+        "half or all contributing: MPI_Allgatherv")
+R.check(abs(PM.gather_time(8, 3, 1e6, cl) - 3 * PM.bcast_time(8, 1e6, cl)) < 1e-12,
+        "3 of 8 contributing: a broadcast each")
+# 2 x 2 (the shaped links' 4 hosts): the broadcast of a grid column of two ranks is the one
+# transfer MPI_Allgatherv made, so the prediction does not change; 8 x 8 it does
+old_net = dict(net, bcast=False)
+R.check(PM.predict(one_rates, 1024, 1024, 4, 4, 4, net=net) == PM.predict(one_rates, 1024, 1024, 4, 4, 4, net=old_net),
+        "2 x 2: the same prediction with broadcasts and with MPI_Allgatherv")
+R.check(PM.predict(one_rates, 8192, 8192, 4, 64, 64, net=cl)["gram"] <
+        PM.predict(one_rates, 8192, 8192, 4, 64, 64, net=PM.net_cluster(2e-6, 1e9, bcast=False))["gram"],
+        "8 x 8: broadcasts are faster than the ring")
 # PDSYNTRD: one rank reduces when isqrt(P) = 1 (the triangle moves there and back)
 R.check(abs(PM.eig_network(1000, 2, net) - 2 * (25e-6 + PM.transfer(1000 * 1001 / 4.0, net))) < 1e-12,
         "eigensolve on 2 ranks: two transfers of half the triangle")
 R.check(PM.eig_network(1000, 1, net) == 0.0 and PM.eig_network(1000, 8, net) == PM.eig_network(1000, 4, net),
         "eigensolve: 8 ranks reduce on the 2 x 2 subgrid like 4")
 # one rank: the network changes nothing
-one = {"rates": {"forward": 4e10, "backward": 5e10, "gram": 3e10, "hadamard": 6e8}, "cache_mb": 32.0,
-       "mem_bw": 1.5e10, "mem_bw_cache": 2.5e10, "beta": 3e8, "kappa": 0.1, "tau": 0.0}
+one = one_rates
 R.check(PM.predict(one, 1024, 1024, 4, 1, 2, net=net) == PM.predict(one, 1024, 1024, 4, 1, 2),
         "one rank: the same prediction with and without a network")
 # the backward's maximum carries the Grams' one-way tails on square grids only

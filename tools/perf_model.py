@@ -34,8 +34,10 @@ Time of a phase:
 On a network (predict, shaped) the term 8 W / beta + M alpha of the gathered products is
 their exchanges one by one (gathers): each MPI_Allgatherv with the algorithm Open MPI's
 tuned component picks (ring, neighbour exchange, bruck, two_proc), timed for the rank that
-waits longest (on square grids the gather along grid columns goes one way, from the
-diagonal rank); the eigensolve's N tau log2 P is PDSYNTRD's own path (eig_network).
+waits longest; where fewer than half the ranks of a gather contribute (on square grids the
+gather along grid columns: the diagonal rank alone) ntkspec broadcasts each contributor's
+block instead (ntk_gather_blocks: scatter and allgather of its pieces, gather_time); the
+eigensolve's N tau log2 P is PDSYNTRD's own path (eig_network).
 R: the phase's rate per core, from 1-rank runs; C: the cores the ranks share; beta: the
 bandwidth per rank (fitted on the multi-rank runs here; the network's on a cluster); B_mem:
 the memory bandwidth of the ranks' nodes (BLAS-2 does not speed up with more ranks on one
@@ -129,22 +131,24 @@ def messages(N, n, L, P, b, passes=1, chunk_mb=256.0):
 TCP_MSS, TCP_FRAME = 1448, 1514   # TCP payload and Ethernet frame of a 1500-byte MTU (timestamps on)
 
 
-def net_tcp(rate_bps, alpha, burst=0.0, pair=1.0):
+def net_tcp(rate_bps, alpha, burst=0.0, pair=1.0, bcast=True):
     """A TCP link of rate_bps bits/s each way (what tc tbf counts: whole frames), one-way
     latency alpha [s], the token bucket's burst [bytes] that an idle link passes at once,
     and `pair`: the time of a pairwise exchange (both ranks send and receive the same bytes
     at once) over that of a one-way transfer, 1 for a full-duplex link.  Open MPI over TCP
     does not get 1: with one connection per pair of ranks (btl_tcp_links = 1, its default)
     the two directions take turns (bench_pingpong: 2.0 at 0.5-8 MiB); with 2 they mostly
-    overlap.  scripts/shaped-scaling.sh measures it at 2 MiB (pair_factor)."""
+    overlap.  scripts/shaped-scaling.sh measures it at 2 MiB (pair_factor).  bcast: as in
+    net_cluster."""
     return {"alpha": alpha, "bw": rate_bps / 8.0, "wire": TCP_FRAME / float(TCP_MSS), "burst": burst,
-            "pair": pair}
+            "pair": pair, "bcast": bcast}
 
 
-def net_cluster(alpha, bw, bcast=False):
+def net_cluster(alpha, bw, bcast=True):
     """An RDMA-class network: bw payload bytes/s per rank each way, full duplex.  bcast: the
-    one-way gathers (some ranks contribute nothing) as broadcasts from the contributors
-    instead of MPI_Allgatherv (not what ntkspec does today: a what-if)."""
+    gathers where fewer than half the ranks contribute go as broadcasts from the
+    contributors (ntk_gather_blocks, what ntkspec does since 2026-12-05); False: as one
+    MPI_Allgatherv (what it did before: a what-if)."""
     return {"alpha": alpha, "bw": bw, "wire": 1.0, "burst": 0.0, "pair": 1.0, "bcast": bcast}
 
 
@@ -193,10 +197,26 @@ def allgatherv_algorithm(q, per_rank_bytes):
 
 
 def bcast_time(q, words, net):
-    """A large MPI_Bcast of `words` in q ranks, bandwidth-optimal (scatter, then allgather:
-    Open MPI's scatter_allgather and pipelined trees come close): 2 (q-1)/q of it through
-    each link, 2 log2 q latencies."""
-    return 2.0 * math.ceil(math.log2(q)) * net["alpha"] + 2.0 * (q - 1) / q * transfer(words, net)
+    """ntk_gather_blocks's broadcast of one block of `words` in q ranks: two ranks, one
+    transfer (MPI_Bcast); more, an MPI_Scatterv of the block in q pieces (Open MPI's linear
+    scatterv: the root sends the q - 1 pieces one after the other) and an MPI_Allgatherv of
+    the pieces (all contribute): 2 (q-1)/q of the block through each link."""
+    if q <= 1:
+        return 0.0
+    if q == 2:
+        return net["alpha"] + transfer(words, net)
+    piece = words / float(q)
+    return (q - 1) * (net["alpha"] + transfer(piece, net)) + allgatherv_time(q, q, piece, net)
+
+
+def gather_time(q, c, block, net):
+    """ntk_gather_blocks: a gather in a group of q ranks where c of them contribute `block`
+    words each.  Fewer than half contributing (or one of two): a broadcast from each
+    contributor (bcast_time), unless net["bcast"] is False (the MPI_Allgatherv that ntkspec
+    issued before 2026-12-05, a what-if); else one MPI_Allgatherv (allgatherv_time)."""
+    if net.get("bcast", True) and block > 0 and c < q and (2 * c < q or q == 2):
+        return c * bcast_time(q, block, net)
+    return allgatherv_time(q, c, block, net)
 
 
 def allgatherv_time(q, c, block, net):
@@ -209,9 +229,6 @@ def allgatherv_time(q, c, block, net):
     ceil(2^k c/q) are not empty; two_proc one exchange."""
     if q <= 1:
         return 0.0
-    if c < q and net.get("bcast") and block > 0:
-        # the lever (docs/SCALING.md): each contributor broadcasts its block instead
-        return c * bcast_time(q, block, net)
     alg = allgatherv_algorithm(q, 8.0 * c * block / q)
     a, x = net["alpha"], transfer(block, net)
     d = net["pair"] if c > 1 else 1.0       # both directions carry data at once
@@ -233,15 +250,16 @@ def allgatherv_time(q, c, block, net):
 
 
 def gathers(N, n, L, P, b=64, passes=1, chunk_mb=256.0):
-    """The exchanges of each phase: {phase: [(q, c, block, count)]}, an MPI_Allgatherv in a
-    group of q ranks where c contribute `block` words each, issued `count` times.
+    """The exchanges of each phase: {phase: [(q, c, block, count)]}, a gather in a group of
+    q ranks where c contribute `block` words each, issued `count` times (gather_time: an
+    MPI_Allgatherv, or broadcasts from the contributors where fewer than half contribute).
       A B^T gathered (forward z = h W^T, ntk_dmat_gemm_abt_gathered with N >= n; the Grams
       with B = A): per panel of kp columns, my rows of A (and of B) along the grid row
       (q = Pc, all contribute (rows/Pr) kp/Pc), then the rows of B that are my C columns
       along the grid column: q = Pr, and only the ranks whose grid row r = c mod gcd(Pr, Pc)
       hold such rows (C's column blocks and B's row blocks are dealt the same way), so
       c = Pr/g contribute (rows/Pc)(g/Pr) kp each: on a square grid the diagonal rank alone
-      sends, and the others receive all rows/Pc of them.
+      sends (a broadcast since 2026-12-05), and the others receive all rows/Pc of them.
       A B gathered (backward gz W, ntk_dmat_gemm_ab_gathered): my rows of A along the grid
       row, and the panel's rows of B in my C columns along the grid column, every grid row
       sending its share (balanced).
@@ -307,7 +325,7 @@ def gather_words(ex, busiest=True):
 def comm_time(ex, net):
     """Seconds of a phase's exchanges on network `net` (one after the other: ntkspec does not
     overlap them with its DGEMMs)."""
-    return sum(count * allgatherv_time(q, c, blk, net) for q, c, blk, count in ex)
+    return sum(count * gather_time(q, c, blk, net) for q, c, blk, count in ex)
 
 
 def backward_drain(N, n, L, P, net, sndbuf):
@@ -317,10 +335,12 @@ def backward_drain(N, n, L, P, net, sndbuf):
     MPI_Allgatherv returns once its data sits in TCP's send buffer (up to sndbuf bytes), so
     it starts the backward's exchange while its partner is still receiving.  That wait is
     the partner's Gram time too (the Gram's own maximum has it): it moves time between the
-    two phases' maxima, not into the run."""
+    two phases' maxima, not into the run.  Two ranks a grid column: the gather is one
+    transfer (MPI_Bcast, as MPI_Allgatherv's two_proc was); more, with broadcasts: none (the
+    allgather of the pieces ends only when every rank has its piece)."""
     pr, pc = grid(P)
     g = math.gcd(pr, pc)
-    if P == 1 or pr // g == pr:
+    if P == 1 or pr // g == pr or (pr > 2 and net.get("bcast", True)):
         return 0.0
     last = N / pc * g / pr * n / float(panels(n, N / pr + N / pc, 64 * pc, 256.0))
     return L * transfer(min(last, sndbuf / 8.0), net)
@@ -668,9 +688,10 @@ def main(argv=None):
     p.add_argument("--node-bw", type=float, default=12.5e9, help="injection bandwidth per node [B/s]")
     p.add_argument("--node-mem-bw", type=float, default=200e9, help="memory bandwidth per node [B/s]")
     p.add_argument("--nodes", default="16,64,256,1024")
-    p.add_argument("--column-gather", choices=["allgatherv", "bcast"], default="allgatherv",
-                   help="how the one-way gathers along grid columns move: what ntkspec does "
-                        "(allgatherv) or broadcasts from the contributing ranks (a what-if)")
+    p.add_argument("--column-gather", choices=["bcast", "allgatherv"], default="bcast",
+                   help="how the one-way gathers along grid columns move: broadcasts from the "
+                        "contributing ranks (what ntkspec does since 2026-12-05) or one "
+                        "MPI_Allgatherv (what it did before: a what-if)")
     a = ap.parse_args(argv)
     if a.cmd == "calibrate":
         runs = load_runs(a.files)

@@ -119,6 +119,15 @@ int ntk_dmat_gemm_ab_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B
  * (Pc-1)/P gathered and m1 m2 / Pc reduced. */
 int ntk_dmat_gemm_atb_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B, double beta,
                                ntk_dmat *C, double panel_mb);
+/* Collective over comm (q ranks): MPI_Allgatherv(send, cnt[me], recv, cnt, dsp) in
+ * doubles, the same bytes in the same places, but where fewer than half the ranks
+ * contribute (cnt[r] > 0) each contributor's block is broadcast (two ranks: MPI_Bcast;
+ * more: a scatter of it in q pieces and an allgather of the pieces, in place), which is
+ * what the gathers along grid columns of the gathered products are on square grids: one
+ * contributor, whose block a ring allgatherv would forward q - 1 times in a row
+ * (docs/SCALING.md).  scratch: 2 q ints. */
+int ntk_gather_blocks(const double *send, double *recv, const int *cnt, const int *dsp,
+                      MPI_Comm comm, int *scratch);
 /* Its panel width for A am x K and C am x cn within panel_mb MiB per rank (every rank the
  * same; the memory estimate uses it). */
 int ntk_dmat_panel_columns_ab(const ntk_grid *g, int am, int cn, int K, double panel_mb);

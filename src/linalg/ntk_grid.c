@@ -472,6 +472,50 @@ static const double *row_panel(const ntk_dmat *X, int k0, int k1, int *cnt, int 
   return out;
 }
 
+/* The gathers along a grid column: see ntk_grid.h.  Not MPI_Bcast from 3 ranks on: Open
+ * MPI 4.1's picks for a large block (coll_tuned_decision_fixed.c) send it whole from rank
+ * to rank (a chain or the root to every rank below 16 ranks: q - 1 blocks in a row; a
+ * k-nomial tree without segments from 32 ranks on: the root sends it to each of its
+ * children), while a scatter of the block into q pieces (the root sends (q-1)/q of it)
+ * and an allgather of the pieces (each rank receives (q-1)/q of it) take 2 (q-1)/q blocks
+ * whatever q is and put every piece straight into its final place.  Two ranks: one
+ * transfer, which is MPI_Bcast. */
+int ntk_gather_blocks(const double *send, double *recv, const int *cnt, const int *dsp,
+                      MPI_Comm comm, int *scratch) {
+  int q = 1, me = 0, c = 0;
+  MPI_Comm_size(comm, &q);
+  MPI_Comm_rank(comm, &me);
+  for (int r = 0; r < q; ++r) c += cnt[r] > 0;
+  /* an allgatherv passes the blocks along a chain of dependent steps, q - 1 of up to a
+   * block each for a ring (q/2 for neighbour exchange, about (q-1)/2 blocks for bruck at
+   * c = q/2); the broadcasts cost 2 (q-1)/q blocks per contributor: they win when fewer
+   * than half the ranks contribute, and tie at q = 2 with one */
+  const int bcast = c < q && (2 * c < q || q == 2);
+  if (!bcast) {
+    MPI_Allgatherv(send, cnt[me], MPI_DOUBLE, recv, cnt, dsp, MPI_DOUBLE, comm);
+    return NTK_OK;
+  }
+  int *pcnt = scratch, *poff = scratch + q;
+  for (int r = 0; r < q; ++r) {
+    if (cnt[r] == 0) continue;
+    double *blk = recv + dsp[r];
+    if (r == me && send != blk) memcpy(blk, send, sizeof(double) * (size_t)cnt[r]);
+    if (q == 2) {
+      MPI_Bcast(blk, cnt[r], MPI_DOUBLE, r, comm);
+      continue;
+    }
+    for (int j = 0, off = 0; j < q; ++j) {
+      pcnt[j] = cnt[r] / q + (j < cnt[r] % q);
+      poff[j] = off;
+      off += pcnt[j];
+    }
+    MPI_Scatterv(blk, pcnt, poff, MPI_DOUBLE, me == r ? MPI_IN_PLACE : blk + poff[me], pcnt[me],
+                 MPI_DOUBLE, r, comm);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, blk, pcnt, poff, MPI_DOUBLE, comm);
+  }
+  return NTK_OK;
+}
+
 /* C := alpha A B^T + beta C (all of C, or its lower triangle), A M x K, B Nb x K, C M x Nb,
  * all block-cyclic on one grid: panel by panel of K, every rank gathers its rows of A
  * (along its grid row) and the rows of B that are its C columns (along its grid row, then
@@ -495,7 +539,8 @@ static int gathered_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, doub
   double *pack = panel(PANEL_PACK, rmax * kb + 1);
   double *recv = panel(PANEL_RECV, (size_t)C->nloc * kb + 1);
   int *rowidx = malloc(sizeof(int) * ((rmax > (size_t)C->nloc ? rmax : (size_t)C->nloc) + 1));
-  if (!cnt || !dsp || !arow || (!same && !brow) || !acol || !pack || !recv || !rowidx)
+  int *pieces = malloc(sizeof(int) * 2 * (size_t)g->nprow);
+  if (!cnt || !dsp || !arow || (!same && !brow) || !acol || !pack || !recv || !rowidx || !pieces)
     err = ntk_err_set(NTK_ERR_MEMORY, "out of memory for gathered panels (%.0f MiB)", panel_mb);
   /* a rank that could not allocate must not leave the others in the panel exchanges */
   if ((err = ntk_err_sync(g->comm, err))) goto done;
@@ -534,7 +579,9 @@ static int gathered_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, doub
       int sendn = nmine * kp, tot2 = 0;
       MPI_Allgather(&sendn, 1, MPI_INT, cnt, 1, MPI_INT, g->col_comm);
       for (int q = 0; q < g->nprow; ++q) { dsp[q] = tot2; tot2 += cnt[q]; }
-      MPI_Allgatherv(sendbuf, sendn, MPI_DOUBLE, recv, cnt, dsp, MPI_DOUBLE, g->col_comm);
+      /* only the grid rows r = my grid column mod gcd(Pr, Pc) hold such rows (C's column
+       * blocks and B's row blocks are dealt alike): one of them on a square grid */
+      if ((err = ntk_gather_blocks(sendbuf, recv, cnt, dsp, g->col_comm, pieces))) goto done;
       /* grid row q sent its rows of my C columns in increasing global order */
       for (int q = 0; q < g->nprow; ++q) {
         int mq = numroc_(&Nb, &nb, &q, &izero, &g->nprow), nq = 0;
@@ -583,7 +630,7 @@ static int gathered_abt(double alpha, const ntk_dmat *A, const ntk_dmat *B, doub
     }
   }
 done:
-  free(cnt); free(dsp); free(rowidx);
+  free(cnt); free(dsp); free(rowidx); free(pieces);
   return err;
 }
 
@@ -653,12 +700,12 @@ int ntk_dmat_gemm_ab_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B
   int err = NTK_OK;
   const int pmax = Pr > Pc ? Pr : Pc;
   int *cnt = calloc((size_t)pmax, sizeof(int)), *dsp = calloc((size_t)pmax, sizeof(int));
-  int *base = calloc((size_t)Pc + 1, sizeof(int));
+  int *base = calloc((size_t)Pc + 1, sizeof(int)), *pieces = malloc(sizeof(int) * 2 * (size_t)Pr);
   double *arow = Pc > 1 ? panel(PANEL_AROW, (size_t)A->mloc * kb + 1) : NULL;
   double *recv = Pr > 1 ? panel(PANEL_RECV, (size_t)C->nloc * kb + 1) : NULL;
   double *pack = Pr > 1 ? panel(PANEL_PACK, (size_t)C->nloc * (kb / Pr + nb) + 1) : NULL;
   double *bcol = one ? NULL : panel(PANEL_ACOL, (size_t)C->nloc * kb + 1);
-  if (!cnt || !dsp || !base || (Pc > 1 && !arow) || (Pr > 1 && (!recv || !pack)) || (!one && !bcol))
+  if (!cnt || !dsp || !base || !pieces || (Pc > 1 && !arow) || (Pr > 1 && (!recv || !pack)) || (!one && !bcol))
     err = ntk_err_set(NTK_ERR_MEMORY, "out of memory for gathered panels (%.0f MiB)", panel_mb);
   if ((err = ntk_err_sync(g->comm, err))) goto done;
   for (int k0 = 0; k0 < K; k0 += kb) {
@@ -681,7 +728,8 @@ int ntk_dmat_gemm_ab_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *B
         const int ilo = local_count(k0, nb, g->myrow, Pr), mine = span_count(k0, k1, nb, g->myrow, Pr);
         for (int jl = 0; jl < B->nloc && mine > 0; ++jl)
           memcpy(pack + (size_t)jl * mine, B->a + ilo + (size_t)jl * B->lld, sizeof(double) * mine);
-        MPI_Allgatherv(pack, mine * B->nloc, MPI_DOUBLE, recv, cnt, dsp, MPI_DOUBLE, g->col_comm);
+        /* a panel narrower than Pr blocks leaves some grid rows without rows of it */
+        if ((err = ntk_gather_blocks(pack, recv, cnt, dsp, g->col_comm, pieces))) goto done;
       }
       for (int c = 0; c < Pc; ++c)
         base[c + 1] = base[c] + span_count(k0, k1, nb, c, Pc);
@@ -710,6 +758,7 @@ done:
   free(cnt);
   free(dsp);
   free(base);
+  free(pieces);
   return err;
 }
 
