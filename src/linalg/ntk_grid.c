@@ -855,12 +855,13 @@ int ntk_dmat_gemm_atb_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *
    * rows put in the order of C's grid rows (Q_r: the rows grid row r owns, in its order) */
   int *qoff = calloc((size_t)Pr + 1, sizeof(int)), *cnt = calloc((size_t)(Pr > Pc ? Pr : Pc), sizeof(int));
   int *dsp = calloc((size_t)Pc + 1, sizeof(int)), *toff = calloc((size_t)Pc + 1, sizeof(int));
+  int *pieces = malloc(sizeof(int) * 2 * (size_t)Pc);
   double *T = panel(PANEL_BROW, (size_t)m1 * nloc + 1);
   double *Q = panel(PANEL_RECV, (size_t)m1 * nloc + 1);
   double *rows = Pc > 1 ? panel(PANEL_AROW, (size_t)kc * m1 + 1) : NULL;
   double *pack = Pc > 1 ? panel(PANEL_PACK, (size_t)kc * A->nloc + 1) : NULL;
   double *out = panel(PANEL_ACOL, (size_t)C->mloc * nloc + 1);
-  int err = qoff && cnt && dsp && toff && T && Q && out && (Pc == 1 || (rows && pack))
+  int err = qoff && cnt && dsp && toff && pieces && T && Q && out && (Pc == 1 || (rows && pack))
                 ? NTK_OK
                 : ntk_err_set(NTK_ERR_MEMORY, "out of memory for gemm_atb (%d x %d)", m1, nloc);
   if ((err = ntk_err_sync(g->comm, err))) goto done;
@@ -879,7 +880,9 @@ int ntk_dmat_gemm_atb_gathered(double alpha, const ntk_dmat *A, const ntk_dmat *
         cnt[pc] = kr * (toff[pc + 1] - toff[pc]);
         dsp[pc + 1] = dsp[pc] + cnt[pc];
       }
-      MPI_Allgatherv(pack, kr * A->nloc, MPI_DOUBLE, rows, cnt, dsp, MPI_DOUBLE, g->row_comm);
+      /* A with fewer than Pc blocks of columns (the Fourier features' p = 2m on a wide
+       * grid) leaves grid columns without any: then it is broadcasts (ntk_gather_blocks) */
+      if ((err = ntk_gather_blocks(pack, rows, cnt, dsp, g->row_comm, pieces))) goto done;
     }
     for (int pc = 0; pc < Pc; ++pc) {
       const int mc = toff[pc + 1] - toff[pc];
@@ -915,6 +918,7 @@ done:
   free(cnt);
   free(dsp);
   free(toff);
+  free(pieces);
   if (err) ntk_err_trace(__FILE__, __LINE__, __func__);
   return err;
 }
