@@ -68,7 +68,9 @@ printf 'file\trate\tlinks\thosts\trepeat\tload1\tbytes_before\tbytes_after\n' > 
 for rate in "${SHAPES[@]}"; do
   "$TC" shape "$rate" 0 > "$OUT/shape_$rate.txt"   # the tbf parameters, burst included
   for links in "${LINKS[@]}"; do
-    mpi 2 "$PINGPONG" 50 > "$OUT/pingpong_${rate}_l$links.txt"
+    # 200: 7 repeats of the sizes from 1 MiB on (the pair factor's 2 MiB row of 4 repeats
+    # once came out 1.06 between 2.2 at 512 KiB and 2.0 at 8 MiB)
+    mpi 2 "$PINGPONG" 200 > "$OUT/pingpong_${rate}_l$links.txt"
     for ((r = 1; r <= REPS; r++)); do
       for k in 1 2 4; do  # interleaved: a slow spell of the machine hits every host count alike
         f=$OUT/s_${rate}_l${links}_p${k}_$r.h5
