@@ -37,7 +37,9 @@ int ntk_ntkvp_apply(ntk_ntkvp *op, const ntk_dmat *v, ntk_dmat *y);
  * group_trace gives, with no N^2 term.  Computed on the first call, then cached. */
 int ntk_ntkvp_trace(ntk_ntkvp *op, double *trace, double *group_trace);
 /* Floating-point operations of one apply summed over all ranks (the GEMMs; elementwise work
- * is O(N n L) and left out), for benchmarks and timers. */
+ * is O(N n L) and left out), for benchmarks and timers.  An apply's backward passes time and
+ * count their own share (2 N n (k + n L) per output and network) in the backward phase, as
+ * ntk_model_backward does everywhere; the directions and the tangent pass use no timer. */
 int ntk_ntkvp_flops(const ntk_ntkvp *op, double *flops_per_apply);
 void ntk_ntkvp_destroy(ntk_ntkvp **op);
 
