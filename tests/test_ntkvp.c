@@ -130,7 +130,7 @@ static void check_atb(const ntk_grid *g) {
     }
 }
 
-/* A vector of another length is refused, not read out of bounds. */
+/* A vector of another length is refused, not read out of bounds, and so is y aliasing v. */
 static void check_bad_vector(const ntk_grid *g) {
   ntk_config cfg;
   vp_config(&cfg);
@@ -144,6 +144,7 @@ static void check_bad_vector(const ntk_grid *g) {
   OK(ntk_dmat_create(g, 21, 1, &v));
   OK(ntk_dmat_create(g, 20, 1, &y));
   EXPECT(ntk_ntkvp_apply(op, &v, &y) == NTK_ERR_INTERNAL, "a 21-vector for 20 samples is refused");
+  EXPECT(ntk_ntkvp_apply(op, &y, &y) == NTK_ERR_INTERNAL, "y = Theta y in place is refused");
   ntk_ntkvp_destroy(&op);
   ntk_dmat_free(&v);
   ntk_dmat_free(&y);

@@ -271,6 +271,7 @@ int ntk_ntkvp_apply(ntk_ntkvp *op, const ntk_dmat *v, ntk_dmat *y) {
   const int N = op->X->m, k = M->k;
   NTK_CHECK(check_vector(op, v, "v"));
   NTK_CHECK(check_vector(op, y, "y"));
+  if (v->a == y->a) return ntk_err_set(NTK_ERR_INTERNAL, "ntkvp: y is v (y is zeroed before v is read)");
   const double one = 1.0, zero = 0.0, w = 1.0 / ((double)k * op->nnet);
   ntk_dmat_zero(y);
   for (int q = 0; q < op->nnet; ++q) {
