@@ -1,13 +1,16 @@
 /* Point-to-point benchmark of the transport: the network parameters of the performance
  * model measured directly, not from ntkspec runs (scripts/shaped-scaling.sh,
  * docs/SCALING.md "Shaped links").
- *   mpirun -np P bench_pingpong [repeats] [max_bytes]     P even; defaults: 200, 16 MiB
+ *   mpirun -np P bench_pingpong [repeats] [max_bytes] [min_bytes]   P even; defaults: 200, 16 MiB, 8
  * Ranks 2i and 2i+1 form a pair, and all pairs run at once (with more ranks than cores,
  * the latency a message sees when its receiver has to be scheduled first).  For each size:
  * the one-way time (half of the best and of the median round trip of a ping-pong), and the
  * time of an exchange where both ranks of a pair send and receive at once (MPI_Sendrecv,
  * what a 2-rank allgather does), as bytes per second each way; times are pair (0, 1)'s,
- * exchanges the slowest pair's.  Output is one line per size:
+ * exchanges the slowest pair's.  Sizes are 8 * 4^k from min_bytes to max_bytes: on a slow
+ * shaped link, min_bytes skips the small sizes' many repeats when only the large rows are
+ * wanted.  The repeats run back to back, so a size's repeats past tc tbf's burst show the
+ * link's sustained rate.  Output is one line per size:
  * "bytes half_rtt_min half_rtt_median exchange_s exchange_bytes_per_s". */
 #include <mpi.h>
 #include <stdio.h>
@@ -26,8 +29,11 @@ int main(int argc, char **argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   const int reps = argc > 1 ? atoi(argv[1]) : 200;
   const long maxb = argc > 2 ? atol(argv[2]) : 16L << 20;
-  if (size < 2 || size % 2 || reps < 1 || maxb < 8) {
-    if (rank == 0) fprintf(stderr, "usage: mpirun -np P bench_pingpong [repeats >= 1] [max_bytes >= 8], P even\n");
+  const long minb = argc > 3 ? atol(argv[3]) : 8;
+  if (size < 2 || size % 2 || reps < 1 || maxb < 8 || minb < 8 || minb > maxb) {
+    if (rank == 0)
+      fprintf(stderr, "usage: mpirun -np P bench_pingpong [repeats >= 1] [max_bytes >= 8] "
+                      "[min_bytes in 8..max_bytes], P even\n");
     MPI_Finalize();
     return 2;
   }
@@ -44,6 +50,7 @@ int main(int argc, char **argv) {
   const int peer = rank ^ 1;
   if (rank == 0) printf("# bytes half_rtt_min_s half_rtt_median_s exchange_s exchange_bytes_per_s\n");
   for (long b = 8; b <= maxb; b *= 4) {
+    if (b < minb) continue;
     /* large messages take long on a shaped link: fewer repeats, at least 3 */
     int r = b >= (1L << 20) ? 3 + reps / 50 : reps;
     if (r > reps) r = reps;

@@ -12,8 +12,13 @@
 # Variables: NTK_SHAPES (rates, tc units)  [500mbit 100mbit]
 #            NTK_TCP_LINKS (Open MPI's btl_tcp_links: TCP connections per pair of ranks) [2 1]
 #            NTK_SHAPED_ARGS (ntkspec --set arguments of the study; default N = n = 1024, L = 4)
+#            NTK_PINGPONG_SIZES (MIN MAX: the shaped exchange benchmark's sizes; the pair factor
+#              needs 2097152 within them; "1048576 2097152" below ~30 Mbit/s, where the small
+#              sizes' 200 repeats take minutes)  [8 16777216]
 # Writes OUT/s_RATE_lLINKS_pP_R.h5 (one run), OUT/pingpong_RATE_lLINKS.txt,
-# OUT/pingpong_pK_unshaped.txt (K = 2, 4 hosts), OUT/shape_RATE.txt (the tbf parameters),
+# OUT/pingpong_pK_unshaped.txt (K = 2, 4 hosts), OUT/pingpong_RATE_lLINKS_small.txt (8 B to
+# 8 KiB, 200 back-to-back repeats each: the eager messages' sustained rate past tbf's burst,
+# PDSYTTRD's per-column transposes), OUT/shape_RATE.txt (the tbf parameters),
 # OUT/tcp_wmem.txt (TCP's send buffers) and OUT/runs.tsv (per run: the load average before
 # it, and the bytes each host's link carried each way).  The cluster is torn down at the
 # end, also after a failure or a signal.
@@ -25,6 +30,7 @@ REPS=${2:-3}
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "shaped-scaling: REPEATS must be a positive integer, got '$REPS'" >&2; exit 2; }
 read -r -a SHAPES <<< "${NTK_SHAPES:-500mbit 100mbit}"
 read -r -a LINKS <<< "${NTK_TCP_LINKS:-2 1}"
+read -r PP_MIN PP_MAX <<< "${NTK_PINGPONG_SIZES:-8 16777216}"
 read -r -a ARGS <<< "${NTK_SHAPED_ARGS:---set data.n_train=1024 --set model.width=1024 --set model.depth=4}"
 NTKSPEC=$SRC/build/ntkspec
 PINGPONG=$SRC/build/bench/bench_pingpong
@@ -70,7 +76,8 @@ for rate in "${SHAPES[@]}"; do
   for links in "${LINKS[@]}"; do
     # 200: 7 repeats of the sizes from 1 MiB on (the pair factor's 2 MiB row of 4 repeats
     # once came out 1.06 between 2.2 at 512 KiB and 2.0 at 8 MiB)
-    mpi 2 "$PINGPONG" 200 > "$OUT/pingpong_${rate}_l$links.txt"
+    mpi 2 "$PINGPONG" 200 "$PP_MAX" "$PP_MIN" > "$OUT/pingpong_${rate}_l$links.txt"
+    mpi 2 "$PINGPONG" 200 8192 > "$OUT/pingpong_${rate}_l${links}_small.txt"
     for ((r = 1; r <= REPS; r++)); do
       for k in 1 2 4; do  # interleaved: a slow spell of the machine hits every host count alike
         f=$OUT/s_${rate}_l${links}_p${k}_$r.h5

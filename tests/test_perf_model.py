@@ -134,6 +134,24 @@ R.check(abs(PM.eig_network(1000, 2, net) - 2 * (25e-6 + PM.transfer(1000 * 1001 
         "eigensolve on 2 ranks: two transfers of half the triangle")
 R.check(PM.eig_network(1000, 1, net) == 0.0 and PM.eig_network(1000, 8, net) == PM.eig_network(1000, 4, net),
         "eigensolve: 8 ranks reduce on the 2 x 2 subgrid like 4")
+# PDSYTTRD's transposes: eager messages (N/q words under 64 KiB) overlap their directions
+# (pair_eager); above the eager limit the large exchanges' pair factor applies
+eager = PM.net_tcp(100e6, 25e-6, burst=131072, pair=2.0, pair_eager=1.0)
+R.check(net["pair_eager"] == 2.0, "pair_eager defaults to pair")
+R.check(abs(PM.eig_network(1024, 4, net) - PM.eig_network(1024, 4, eager) -
+            PM.transfer(1.62 * 1024 * 1024 / 2, net)) < 1e-12,
+        "eigensolve on 2 x 2, N = 1024 (4 KiB transposes): pair_eager replaces pair")
+R.check(abs(PM.eig_network(32768, 4, net) - PM.eig_network(32768, 4, eager)) < 1e-12,
+        "eigensolve on 2 x 2, N = 32768 (128 KiB transposes, rendezvous): pair")
+pe = os.path.join(tmp, "pp_small.txt")
+one_way = 8192 * 1514 / 1448 / 1.25e6   # 8 KiB at 10 Mbit/s
+with open(pe, "w") as f:
+    f.write("# bytes half_rtt_min_s half_rtt_median_s exchange_s exchange_bytes_per_s\n"
+            "2048 2e-05 3e-04 1.7e-03 1\n8192 3e-05 3e-03 %r 1\n" % (1.5 * one_way))
+R.check(abs(PM.pair_factor_eager(pe, 10e6) - 1.5) < 1e-12, "eager pair factor: exchange over the rate's time")
+with open(pe, "w") as f:
+    f.write("8192 3e-05 3e-05 %r 1\n" % (0.1 * one_way))
+R.check(PM.pair_factor_eager(pe, 10e6) == 1.0, "eager pair factor: at least 1 (an undrained bucket)")
 # one rank: the network changes nothing
 one = one_rates
 R.check(PM.predict(one, 1024, 1024, 4, 1, 2, net=net) == PM.predict(one, 1024, 1024, 4, 1, 2),

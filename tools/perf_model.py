@@ -129,19 +129,23 @@ def messages(N, n, L, P, b, passes=1, chunk_mb=256.0):
 # products' MPI_Allgatherv calls, one per panel and step, each in a grid row or column,
 # with the algorithm Open MPI's tuned component picks and the rank that waits longest.
 TCP_MSS, TCP_FRAME = 1448, 1514   # TCP payload and Ethernet frame of a 1500-byte MTU (timestamps on)
+TCP_EAGER = 65536                 # Open MPI 4.1's btl_tcp_eager_limit [bytes]: sent without a handshake
+EAGER_PROBE = 8192                # the exchange size pair_factor_eager reads
 
 
-def net_tcp(rate_bps, alpha, burst=0.0, pair=1.0, bcast=True):
+def net_tcp(rate_bps, alpha, burst=0.0, pair=1.0, bcast=True, pair_eager=None):
     """A TCP link of rate_bps bits/s each way (what tc tbf counts: whole frames), one-way
     latency alpha [s], the token bucket's burst [bytes] that an idle link passes at once,
     and `pair`: the time of a pairwise exchange (both ranks send and receive the same bytes
     at once) over that of a one-way transfer, 1 for a full-duplex link.  Open MPI over TCP
     does not get 1: with one connection per pair of ranks (btl_tcp_links = 1, its default)
     the two directions take turns (bench_pingpong: 2.0 at 0.5-8 MiB); with 2 they mostly
-    overlap.  scripts/shaped-scaling.sh measures it at 2 MiB (pair_factor).  bcast: as in
-    net_cluster."""
+    overlap.  scripts/shaped-scaling.sh measures it at 2 MiB (pair_factor).  pair_eager: the
+    same for messages under the TCP transport's eager limit (TCP_EAGER), which each rank
+    writes to its socket at once, so the two directions overlap (pair_factor_eager: 1.01 at
+    8 KiB, 10 Mbit/s, where 2 MiB gave 2.04); None: `pair`.  bcast: as in net_cluster."""
     return {"alpha": alpha, "bw": rate_bps / 8.0, "wire": TCP_FRAME / float(TCP_MSS), "burst": burst,
-            "pair": pair, "bcast": bcast}
+            "pair": pair, "bcast": bcast, "pair_eager": pair if pair_eager is None else pair_eager}
 
 
 def net_cluster(alpha, bw, bcast=True):
@@ -149,7 +153,8 @@ def net_cluster(alpha, bw, bcast=True):
     gathers where fewer than half the ranks contribute go as broadcasts from the
     contributors (ntk_gather_blocks, what ntkspec does since 2026-12-05); False: as one
     MPI_Allgatherv (what it did before: a what-if)."""
-    return {"alpha": alpha, "bw": bw, "wire": 1.0, "burst": 0.0, "pair": 1.0, "bcast": bcast}
+    return {"alpha": alpha, "bw": bw, "wire": 1.0, "burst": 0.0, "pair": 1.0, "bcast": bcast,
+            "pair_eager": 1.0}
 
 
 def pair_factor(path, size=2097152):
@@ -161,6 +166,20 @@ def pair_factor(path, size=2097152):
             if x and x[0] == str(size):
                 return float(x[3]) / float(x[2])
     raise SystemExit("%s: no %d-byte row" % (path, size))
+
+
+def pair_factor_eager(path, rate_bps):
+    """bench_pingpong's output with back-to-back exchanges of EAGER_PROBE bytes (200 of
+    them, far past tbf's burst): the exchange over the one-way time at the link's rate (the
+    ping-pong's half round trip of a small message is not rate-bound: each direction's bucket
+    refills while the other sends).  At least 1: an exchange under 1 did not drain the
+    bucket, which a sustained stream (PDSYTTRD's columns) does."""
+    with open(path) as f:
+        for line in f:
+            x = line.split()
+            if x and x[0] == str(EAGER_PROBE):
+                return max(1.0, float(x[3]) / (EAGER_PROBE * TCP_FRAME / float(TCP_MSS) / (rate_bps / 8.0)))
+    raise SystemExit("%s: no %d-byte row" % (path, EAGER_PROBE))
 
 
 def transfer(words, net):
@@ -356,7 +375,9 @@ def eig_network(N, P, net):
     combines (a vector along the grid row, scalars along the grid column; log2 q steps
     each): (2 + 2 log2 q) messages in a row.  Open MPI's pml_monitoring at q = 2,
     N = 1024 counted 4.2 messages per column from the busiest rank, 0.81 N^2 words to its
-    transposed partner and 0.375 N^2 in the row combine: (1.62 + 0.75 log2 q) N^2/q."""
+    transposed partner and 0.375 N^2 in the row combine: (1.62 + 0.75 log2 q) N^2/q.  A
+    transpose's message, at most N/q words, is eager below TCP_EAGER: its two directions
+    overlap (pair_eager), unlike the large exchanges' (pair)."""
     if P == 1:
         return 0.0
     q = math.isqrt(P)
@@ -366,7 +387,8 @@ def eig_network(N, P, net):
     move = 2.0 * (net["alpha"] + transfer(tri / (q * q) * (1.0 - 1.0 / (q * q)), net))
     lg = math.log2(q)
     # the transposes go both ways at once (a pairwise exchange), the combine one way per step
-    return (move + N * (2.0 + 2.0 * lg) * net["alpha"] + net["pair"] * transfer(1.62 * N * N / q, net)
+    pair = net["pair_eager"] if 8.0 * N / q <= TCP_EAGER else net["pair"]
+    return (move + N * (2.0 + 2.0 * lg) * net["alpha"] + pair * transfer(1.62 * N * N / q, net)
             + transfer(0.75 * lg * N * N / q, net))
 
 
@@ -614,7 +636,7 @@ def shaped(folder, cores, stat, csv_path=None, runs_csv=None, markdown=False):
                              sum(1 for r in runs if r["P"] == 1),
         ", ".join("%s %.1f" % (k, v / 1e9) for k, v in m["rates"].items())))
     print("measured: the %s over the repeats (max over ranks); error = predicted / measured - 1" % stat)
-    print("%-10s %5s %8s %5s %5s %4s %6s %9s %9s %9s %7s" % ("phase", "hosts", "rate", "links", "pair", "runs",
+    print("%-10s %5s %8s %5s %5s %5s %4s %6s %9s %9s %9s %7s" % ("phase", "hosts", "rate", "links", "pair", "eager", "runs",
                                                           "load", "min", "median", "predicted", "error"))
     rows, worst = [], 0.0
     # 1-host rows: the compute rates' own fit (all 1-host runs together), for reference
@@ -624,7 +646,10 @@ def shaped(folder, cores, stat, csv_path=None, runs_csv=None, markdown=False):
         rs = [r for r in runs if (r["rate"], r["links"], r["P"]) == (rate, links, P)]
         r0 = rs[0]
         pair = pair_factor(os.path.join(folder, "pingpong_%s_l%d.txt" % (rate, links)))
-        net = net_tcp(tc_rate(rate), alpha[min(max(P, 2), 4)], bursts[rate], pair)
+        # the eager exchanges' benchmark (since run4); without it, as before: `pair`
+        small = os.path.join(folder, "pingpong_%s_l%d_small.txt" % (rate, links))
+        eager = pair_factor_eager(small, tc_rate(rate)) if os.path.exists(small) else None
+        net = net_tcp(tc_rate(rate), alpha[min(max(P, 2), 4)], bursts[rate], pair, pair_eager=eager)
         t = predict(m, r0["N"], r0["n"], r0["L"], P, cores, 1, net=net, passes=r0["passes"])
         # the timers' maximum over ranks: the backward carries the Grams' one-way tails
         t["backward"] += backward_drain(r0["N"], r0["n"], r0["L"], P, net, sndbuf)
@@ -635,18 +660,18 @@ def shaped(folder, cores, stat, csv_path=None, runs_csv=None, markdown=False):
             err = t[ph] / meas - 1.0
             worst = max(worst, abs(err))
             load = sum(r["load"] for r in rs) / len(rs)
-            rows.append({"phase": ph, "hosts": P, "rate": rate, "links": links, "pair": pair, "runs": len(rs),
-                         "load": round(load, 2), "measured_min": v[0], "measured_median": med,
+            rows.append({"phase": ph, "hosts": P, "rate": rate, "links": links, "pair": pair,
+                         "pair_eager": net["pair_eager"], "runs": len(rs), "load": round(load, 2), "measured_min": v[0], "measured_median": med,
                          "predicted": t[ph], "error": err})
-            print("%-10s %5d %8s %5d %5.2f %4d %6.1f %9.3f %9.3f %9.3f %+6.0f%%" % (
-                ph, P, rate, links, pair, len(rs), load, v[0], med, t[ph], 100 * err))
+            print("%-10s %5d %8s %5d %5.2f %5.2f %4d %6.1f %9.3f %9.3f %9.3f %+6.0f%%" % (
+                ph, P, rate, links, pair, net["pair_eager"], len(rs), load, v[0], med, t[ph], 100 * err))
     print("largest error: %.0f%%" % (100 * worst))
     if markdown:
-        print("\n| phase | hosts | rate | links | pair | runs | load | min [s] | median [s] | model [s] | error |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("\n| phase | hosts | rate | links | pair | eager | runs | load | min [s] | median [s] | model [s] | error |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            print("| %s | %d | %s | %d | %.2f | %d | %.1f | %.3f | %.3f | %.3f | %s%+.0f%%%s |" % (
-                r["phase"], r["hosts"], r["rate"], r["links"], r["pair"], r["runs"], r["load"],
+            print("| %s | %d | %s | %d | %.2f | %.2f | %d | %.1f | %.3f | %.3f | %.3f | %s%+.0f%%%s |" % (
+                r["phase"], r["hosts"], r["rate"], r["links"], r["pair"], r["pair_eager"], r["runs"], r["load"],
                 r["measured_min"], r["measured_median"], r["predicted"], "**" if abs(r["error"]) > 0.25 else "",
                 100 * r["error"], "**" if abs(r["error"]) > 0.25 else ""))
     if csv_path:
