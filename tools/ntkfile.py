@@ -96,3 +96,29 @@ def attr(f, name, default=None):
 
 def open_file(path):
     return h5py.File(path, "r")
+
+
+# two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042]
+
+
+def fit_loglog(x, y):
+    """Least-squares slope of log y on log x with a 95% CI (Student's t, n - 2 dof):
+    (slope, ci_low, ci_high); None where there are too few positive points (the CI needs 3)."""
+    import math
+    import numpy as np
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = (x > 0) & (y > 0) & np.isfinite(y)
+    lx, ly = np.log(x[ok]), np.log(y[ok])
+    if len(lx) < 2 or np.ptp(lx) == 0:
+        return None, None, None
+    slope, icpt = np.polyfit(lx, ly, 1)
+    if len(lx) < 3:
+        return float(slope), None, None
+    res = ly - (slope * lx + icpt)
+    se = math.sqrt(res @ res / (len(lx) - 2) / np.sum((lx - lx.mean()) ** 2))
+    df = len(lx) - 2
+    t = T975[df - 1] if df <= 30 else 1.96 + 2.4 / df
+    return float(slope), float(slope - t * se), float(slope + t * se)
