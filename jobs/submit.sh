@@ -5,6 +5,8 @@
 #   jobs/submit.sh sweep   CONFIG [ntkspec options]   width sweep array + aggregation job
 #   jobs/submit.sh strong  CONFIG [ntkspec options]   same problem at 1, 2, 4, ... nodes/ranks
 #   jobs/submit.sh weak    CONFIG [ntkspec options]   N grows as sqrt(P): fixed work per rank
+#   jobs/submit.sh study   STUDY.yaml [--only EXP,...] the missing points of a study as arrays,
+#                                                     then the next round, at last the report
 # Prints one line "KIND JOBID" per submitted job (also appended to $NTK_OUTDIR/jobs.txt).
 #
 # Variables (defaults in brackets):
@@ -20,12 +22,14 @@
 #   scaling: NTK_N [4096], NTK_WIDTH [4096], NTK_DEPTH [4], NTK_TOPK [64],
 #            NTK_EIGENSOLVER [auto], NTK_BLOCK [64],
 #            NTK_SCALE_BY nodes|ranks [nodes], NTK_SCALE_MAX [8] (1, 2, 4, ... up to it)
+#   study:   NTK_STUDY_ROUNDS [20] (rounds of arrays at most); an experiment's `slurm:` keys
+#            in the study file (nodes, ranks_per_node, time) override the sizes and time
 # The launcher and the rest are read inside the jobs (jobs/common.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export NTK_ROOT=${NTK_ROOT:-$(dirname "$here")}
 kind=${1:-}
-[ $# -ge 2 ] || { sed -n '2,9p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,11p' "$0" >&2; exit 2; }
 shift
 config=$1
 shift
@@ -93,8 +97,41 @@ case "$kind" in
     submit report "${common[@]}" --ntasks=1 --dependency="afterok:$dep" \
       --output="$NTK_OUTDIR/logs/%x-%j.out" "$here/scaling_report.sbatch"
     ;;
+  study)
+    # one round: an array per experiment of the points missing now (tools/ntkspec-study
+    # plan), then a job that runs this again once they have ended (afterany: a diverged or
+    # failed point is the study's to judge); a round with nothing missing submits the report
+    export NTK_STUDY_FILE=$config NTK_STUDY_ARGS="$*" NTK_STUDY_ROUND=${NTK_STUDY_ROUND:-0}
+    py=${NTK_PYTHON:-/usr/bin/python3}
+    plan=$("$py" "$NTK_ROOT/tools/ntkspec-study" plan "$config" --out "$NTK_OUTDIR" \
+           --tasks "$NTK_OUTDIR/tasks/round$NTK_STUDY_ROUND" "$@")
+    ids=()
+    while read -r exp count file nodes ranks limit; do
+      [ -n "$exp" ] || continue
+      [ "$nodes" = - ] && nodes=${NTK_NODES:-1}
+      [ "$ranks" = - ] && ranks=$rpn
+      [ "$limit" = - ] && limit=$time_limit
+      submit "study-$exp" "${common[@]}" --time="$limit" "${signal[@]}" --nodes="$nodes" \
+        --ntasks-per-node="$ranks" --array="0-$(( count - 1 ))" \
+        --output="$NTK_OUTDIR/logs/%x-%A_%a.out" "$here/study_task.sbatch" "$file"
+      ids+=("$last_id")
+    done <<< "$plan"
+    if [ ${#ids[@]} -gt 0 ]; then
+      if [ "$NTK_STUDY_ROUND" -ge "${NTK_STUDY_ROUNDS:-20}" ]; then
+        echo "submit.sh: study round $NTK_STUDY_ROUND: NTK_STUDY_ROUNDS reached, no further round" >&2
+        exit 1
+      fi
+      dep=$(IFS=:; echo "${ids[*]}")
+      export NTK_STUDY_ROUND=$(( NTK_STUDY_ROUND + 1 ))
+      submit study-next "${common[@]}" --time=00:15:00 --ntasks=1 \
+        --dependency="afterany:$dep" --output="$NTK_OUTDIR/logs/%x-%j.out" "$here/study_next.sbatch"
+    else
+      submit study-report "${common[@]}" --ntasks=1 --output="$NTK_OUTDIR/logs/%x-%j.out" \
+        "$here/study_report.sbatch"
+    fi
+    ;;
   *)
-    sed -n '2,9p' "$0" >&2
+    sed -n '2,11p' "$0" >&2
     exit 2
     ;;
 esac

@@ -38,7 +38,7 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$LOGS/ubsan"
 status=0
 # signals: its paths need no 50 trials under ASan (docs/HARDENING.md)
 export NTK_SIGNAL_TRIALS=${NTK_SIGNAL_TRIALS:-8}
-(cd "$BUILD" && ctest --output-on-failure -j 2 -E '^(limit_.*|train_lazy.*|memory|cluster_jobs)$' "$@") || status=$?
+(cd "$BUILD" && ctest --output-on-failure -j 2 -E '^(limit_.*|train_lazy.*|memory|cluster_jobs|study_.*)$' "$@") || status=$?
 # A log holding nothing but allocator_may_return_null's notes ("failed to allocate N
 # bytes": malloc returned NULL, as natively) is no finding; any other line is.
 nulls=0
