@@ -105,6 +105,19 @@ def check_report(R, rep, expect_experiments):
 
 
 def section_quick(R):
+    # bad study files: one line on stderr, exit status 2, nothing computed
+    tmp = H.tmpdir()
+    for name, text, words in (("unknown.yaml", "experiments:\n  nope: {}\n", ["unknown experiment 'nope'"]),
+                              ("syntax.yaml", "experiments: [1\n", ["YAML syntax error"]),
+                              ("grid.yaml", "experiments:\n  dynamics:\n    families:\n      train:\n"
+                               "        grid: {model.width: 64}\n", ["model.width", "non-empty list"])):
+        path = H.write_config(tmp, name, text)
+        p = subprocess.run(["/usr/bin/python3", TOOL, "run", path, "--out", os.path.join(tmp, "out")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=H.limit(60))
+        lines = [l for l in p.stderr.splitlines() if l.strip()]
+        R.check(p.returncode == 2 and len(lines) == 1 and lines[0].startswith("ntkspec-study: error:")
+                and all(w in lines[0] for w in words), "%s: exit %d, stderr %r" % (name, p.returncode, p.stderr))
+        R.check(not os.path.exists(os.path.join(tmp, "out", "points")), "%s: points written" % name)
     out = os.path.join(BUILD, "study-quick")
     rep = os.path.join(out, "report")
     shutil.rmtree(out, ignore_errors=True)
