@@ -11,6 +11,7 @@ PKGS=(
   dataset-fashion-mnist
   python3-h5py python3-numpy python3-yaml
   libelpa-dev
+  libslepc-real-dev
   slurm-wlm slurmctld slurmd slurm-client
   iproute2 util-linux
   python3-matplotlib

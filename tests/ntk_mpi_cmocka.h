@@ -58,6 +58,11 @@ static inline void grid_for(int nb, ntk_grid *g) {
   assert_int_equal(rc, NTK_OK);
 }
 
+/* What a suite must end before MPI_Finalize (test_eigs: PETSc); define before including. */
+#ifndef NTK_TEST_AT_END
+#define NTK_TEST_AT_END() ((void)0)
+#endif
+
 /* main() of a suite: `mpirun -np P test_SUITE ROWS COLS`; one cmocka report (rank 0's);
  * the exit status is 1 when any rank failed a test. */
 static inline int ntk_test_run(int argc, char **argv, const char *suite,
@@ -80,6 +85,7 @@ static inline int ntk_test_run(int argc, char **argv, const char *suite,
   int failed = _cmocka_run_group_tests(name, tests, count, NULL, NULL);
   int worst = 0;
   MPI_Allreduce(&failed, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  NTK_TEST_AT_END();
   MPI_Finalize();
   return worst ? 1 : 0;
 }
