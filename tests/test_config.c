@@ -134,6 +134,10 @@ static void test_table(void **state) {
                                      "ntk.top_k",
                                      "ntk.chunk_mb",
                                      "eigensolver.type",
+                                     "eigensolver.matrix_free",
+                                     "eigensolver.tol",
+                                     "eigensolver.max_it",
+                                     "eigensolver.ncv",
                                      "grid.rows",
                                      "grid.cols",
                                      "grid.block_size",
@@ -592,6 +596,29 @@ static void test_validate(void **state) {
   ntk_config_defaults(&c);
   strcpy(c.eigensolver.type, "dsyev");
   expect_invalid(&c, "eigensolver.type: unknown value 'dsyev'", NULL);
+
+  /* ntk.method matrix_free: the top K only, no dense kernel, a basis larger than K */
+  ntk_config_defaults(&c);
+  assert_int_equal(ntk_config_set(&c, "ntk.method=matrix_free"), NTK_OK);
+  expect_invalid(&c, "ntk.top_k: ntk.method matrix_free computes the top K eigenpairs "
+                 "only and needs K (allowed: 1 .. data.n_train)", NULL);
+  assert_int_equal(ntk_config_set(&c, "ntk.top_k=16"), NTK_OK);
+  assert_int_equal(ntk_config_validate(&c), NTK_OK);
+  assert_int_equal(ntk_config_set(&c, "output.save_ntk=true"), NTK_OK);
+  expect_invalid(&c, "--set output.save_ntk: ntk.method matrix_free never forms the N x N "
+                 "kernel (allowed: false)", NULL);
+  assert_int_equal(ntk_config_set(&c, "output.save_ntk=false"), NTK_OK);
+  assert_int_equal(ntk_config_set(&c, "eigensolver.ncv=16"), NTK_OK);
+  expect_invalid(&c, "--set eigensolver.ncv: 16: the basis must be larger than ntk.top_k = 16 "
+                 "and at most data.n_train (allowed: 0 or 17 .. 256)", NULL);
+  assert_int_equal(ntk_config_set(&c, "eigensolver.ncv=257"), NTK_OK);
+  expect_invalid(&c, "--set eigensolver.ncv: 257: the basis", NULL);
+  assert_int_equal(ntk_config_set(&c, "eigensolver.ncv=256"), NTK_OK);
+  assert_int_equal(ntk_config_validate(&c), NTK_OK);
+  assert_int_not_equal(ntk_config_set(&c, "eigensolver.matrix_free=krylov"), NTK_OK);
+  assert_int_not_equal(ntk_config_set(&c, "eigensolver.tol=0"), NTK_OK);
+  assert_int_not_equal(ntk_config_set(&c, "eigensolver.tol=0.5"), NTK_OK);
+  assert_int_not_equal(ntk_config_set(&c, "eigensolver.max_it=-1"), NTK_OK);
 }
 
 /* ------------------------------------------------------------ round trip -- */
@@ -616,7 +643,7 @@ static const char *all_changed_yaml =
     "  classes: [0, 9, 3]\n"
     "  standardize: false\n"
     "ntk: {method: jacobian, network: mask_average, mask_samples: 5, top_k: 10, chunk_mb: 0.5}\n"
-    "eigensolver: {type: pdsyevd}\n"
+    "eigensolver: {type: pdsyevd, matrix_free: lanczos, tol: 1e-8, max_it: 50, ncv: 40}\n"
     "grid: {rows: 2, cols: 3, block_size: 8}\n"
     "output: {path: r.h5, save_data: false, save_params: true, save_ntk: true,\n"
     "         save_eigenvectors: true, overwrite: true}\n"

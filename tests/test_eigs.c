@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ntk_config.h"
 #include "ntk_eig.h"
 #include "ntk_eigs.h"
 #include "ntk_error.h"
@@ -210,6 +211,18 @@ static void test_table(void **state) {
   for (int i = 0; i < ntk_eigs_num_methods; ++i)
     assert_ptr_equal(ntk_eigs_find(ntk_eigs_methods[i].name), &ntk_eigs_methods[i]);
   assert_null(ntk_eigs_find("krylov"));
+  /* the configuration's list of names (the config layer cannot see this table) is the table */
+  const ntk_config_key *key = ntk_config_find_key("eigensolver.matrix_free");
+  assert_non_null(key);
+  int n = 0;
+  while (key->choices[n]) {
+    assert_non_null(ntk_eigs_find(key->choices[n]));
+    ++n;
+  }
+  assert_int_equal(n, ntk_eigs_num_methods);
+  ntk_config c;
+  ntk_config_defaults(&c);
+  assert_string_equal(c.eigensolver.matrix_free, NTK_EIGS_DEFAULT);
   assert_int_equal(ntk_eigs_ncv(1000, 16, 0), 32);
   assert_int_equal(ntk_eigs_ncv(1000, 4, 0), 19);
   assert_int_equal(ntk_eigs_ncv(20, 16, 0), 20);

@@ -46,7 +46,9 @@ typedef enum {
   NTK_DATA_FASHION_MNIST,
   NTK_DATA_HDF5
 } ntk_data_source;
-typedef enum { NTK_METHOD_STRUCTURED, NTK_METHOD_JACOBIAN } ntk_ntk_method;
+/* structured and jacobian assemble the N x N kernel; matrix_free never does: it only
+ * multiplies by it (ntk_ntkvp) for the top ntk.top_k eigenpairs (ntk_eigs, SLEPc). */
+typedef enum { NTK_METHOD_STRUCTURED, NTK_METHOD_JACOBIAN, NTK_METHOD_MATRIX_FREE } ntk_ntk_method;
 typedef enum { NTK_NETWORK_EVAL, NTK_NETWORK_MASK, NTK_NETWORK_MASK_AVERAGE } ntk_ntk_network;
 typedef enum { NTK_FOURIER_EXACT, NTK_FOURIER_LIMIT } ntk_fourier_kernel;
 typedef enum { NTK_OPT_GD, NTK_OPT_SGD } ntk_optimizer;
@@ -104,6 +106,11 @@ typedef struct {
   } ntk;
   struct {
     char type[32]; /* name in the eigensolver table: pdsyevr, pdsyevd, ... */
+    /* ntk.method matrix_free: */
+    char matrix_free[32]; /* name in the matrix-free table (ntk_eigs): krylovschur, ... */
+    double tol;           /* relative residual ||Theta u - lambda u|| / |lambda| */
+    int max_it;           /* restarts; 0 = SLEPc's default */
+    int ncv;              /* basis vectors; 0 = SLEPc's default max(2K, K + 15) */
   } eigensolver;
   struct {
     int rows, cols;   /* 0 = choose from the rank count */

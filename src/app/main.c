@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "ntk_app.h"
+#include "ntk_eigs.h"
+#include "ntk_error.h"
 #include "ntk_schema.h"
 #include "ntk_signal.h"
 
@@ -70,6 +72,8 @@ int main(int argc, char **argv) {
   } else {
     if (rank == 0) fprintf(stderr, "ntkspec: error: unknown command '%s' (try ntkspec --help)\n", cmd);
   }
+  /* PETSc, when the matrix-free eigensolver started it, ends before MPI does */
+  if (ntk_eigs_finalize() != NTK_OK && status == 0) status = 1;
   MPI_Finalize();
   return status;
 }

@@ -34,16 +34,18 @@ static const char *const alpha_choices[] = {"constant", "inv_sqrt_depth", "inv_d
 static const char *const surv_choices[] = {"uniform", "linear", NULL};
 static const char *const source_choices[] = {"synthetic_1d",  "teacher", "sphere",
                                              "fashion_mnist", "hdf5",    NULL};
-static const char *const method_choices[] = {"structured", "jacobian", NULL};
+static const char *const method_choices[] = {"structured", "jacobian", "matrix_free", NULL};
 static const char *const network_choices[] = {"eval", "mask", "mask_average", NULL};
 /* The eigensolver module owns the solvers; this list must name the rows of its table. */
 static const char *const eig_choices[] = {"auto", "pdsyevr", "pdsyevd", "pdsyev", "elpa2", NULL};
+/* The same for the matrix-free solver's table (ntk_eigs; test_eigs compares the two). */
+static const char *const eigs_choices[] = {"krylovschur", "lanczos", "arnoldi", NULL};
 static const char *const fourier_choices[] = {"exact", "limit", NULL};
 static const char *const optimizer_choices[] = {"gd", "sgd", NULL};
 static const char *const measure_choices[] = {"log", "every", "list", NULL};
 
 _Static_assert(NTK_ACT_SIGN == 12 && NTK_ALPHA_POWER == 3 && NTK_SURVIVAL_LINEAR == 1 &&
-                   NTK_DATA_HDF5 == 4 && NTK_METHOD_JACOBIAN == 1 &&
+                   NTK_DATA_HDF5 == 4 && NTK_METHOD_MATRIX_FREE == 2 &&
                    NTK_NETWORK_MASK_AVERAGE == 2 && NTK_FOURIER_LIMIT == 1 &&
                    NTK_OPT_SGD == 1 && NTK_MEASURE_LIST == 2,
                "enum order must match the choices lists");
@@ -126,12 +128,15 @@ const ntk_config_key ntk_config_keys[] = {
            "fashion_mnist only, hdf5 files are read as they are)"),
 
     K_ENUM("ntk.method", ntk.method, "structured", method_choices,
-           "structured: per-layer Gram products; jacobian: explicit Jacobian (reference)"),
+           "structured: per-layer Gram products; jacobian: explicit Jacobian (reference); "
+           "matrix_free: no N x N kernel, the top ntk.top_k eigenpairs from products Theta v "
+           "(SLEPc; metrics that need the whole kernel are NaN, docs/METRICS.md)"),
     K_ENUM("ntk.network", ntk.network, "eval", network_choices,
            "which network's NTK: eval (xi_l = p_l), mask (training mask), mask_average"),
     K_INT("ntk.mask_samples", ntk.mask_samples, "16", 1, IMAX,
           "number of masks averaged for ntk.network: mask_average"),
-    K_INT("ntk.top_k", ntk.top_k, "0", 0, IMAX, "eigenvalues kept per measurement (0 = all N)"),
+    K_INT("ntk.top_k", ntk.top_k, "0", 0, IMAX,
+          "eigenvalues kept per measurement (0 = all N; ntk.method matrix_free needs >= 1)"),
     K_DBL("ntk.chunk_mb", ntk.chunk_mb, "256", POS, DMAX,
           "jacobian method: memory bound in MiB per parameter chunk and rank"),
 
@@ -139,6 +144,17 @@ const ntk_config_key ntk_config_keys[] = {
           "eigensolver: auto (by size: elpa2 for the top K from N = 4096 and for all values "
           "from N = 2048, pdsyevd for all vectors from N = 2048, else pdsyevr), pdsyevr (ScaLAPACK MRRR, top K only), pdsyevd (divide "
           "and conquer), pdsyev (QR, reference), elpa2 (ELPA 2-stage)"),
+    K_STR("eigensolver.matrix_free", eigensolver.matrix_free, "krylovschur", 1, eigs_choices,
+          "ntk.method matrix_free: SLEPc method, krylovschur (Krylov-Schur, thick restart), "
+          "lanczos (explicit restart, full reorthogonalisation), arnoldi (reference)"),
+    K_DBL("eigensolver.tol", eigensolver.tol, "1e-10", POS, 0.1,
+          "ntk.method matrix_free: a pair is converged when the norm of Theta u - lambda u "
+          "is at most tol * lambda (eigenvalue errors are about tol^2 lambda_max / gap)"),
+    K_INT("eigensolver.max_it", eigensolver.max_it, "0", 0, IMAX,
+          "ntk.method matrix_free: restarts allowed; 0 = SLEPc's default max(100, 2N/ncv)"),
+    K_INT("eigensolver.ncv", eigensolver.ncv, "0", 0, IMAX,
+          "ntk.method matrix_free: Krylov basis size (> ntk.top_k, <= N); 0 = SLEPc's "
+          "max(2K, K + 15)"),
 
     K_INT("grid.rows", grid.rows, "0", 0, IMAX,
           "process grid rows (split samples); 0 = choose from the rank count"),
@@ -1113,6 +1129,23 @@ int ntk_config_validate(ntk_config *cfg) {
   if (cfg->data.n_train > 0 && cfg->ntk.top_k > cfg->data.n_train)
     return fail_key(cfg, "ntk.top_k", "%d exceeds data.n_train = %d (allowed: 0 .. %d)",
                     cfg->ntk.top_k, cfg->data.n_train, cfg->data.n_train);
+  if (cfg->ntk.method == NTK_METHOD_MATRIX_FREE) {
+    if (cfg->ntk.top_k < 1)
+      return fail_key(cfg, "ntk.top_k",
+                      "ntk.method matrix_free computes the top K eigenpairs only and needs K "
+                      "(allowed: 1 .. data.n_train)");
+    if (cfg->output.save_ntk)
+      return fail_key(cfg, "output.save_ntk",
+                      "ntk.method matrix_free never forms the N x N kernel (allowed: false)");
+    if (cfg->eigensolver.ncv > 0 &&
+        (cfg->eigensolver.ncv <= cfg->ntk.top_k ||
+         (cfg->data.n_train > 0 && cfg->eigensolver.ncv > cfg->data.n_train)))
+      return fail_key(cfg, "eigensolver.ncv",
+                      "%d: the basis must be larger than ntk.top_k = %d and at most "
+                      "data.n_train (allowed: 0 or %d .. %d)",
+                      cfg->eigensolver.ncv, cfg->ntk.top_k, cfg->ntk.top_k + 1,
+                      cfg->data.n_train > 0 ? cfg->data.n_train : INT_MAX);
+  }
   /* training */
   if (cfg->train.optimizer == NTK_OPT_SGD) {
     if (cfg->train.batch_size < 1)
