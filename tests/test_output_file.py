@@ -149,9 +149,20 @@ if section("schema"):
     with h5py.File(out, "r") as f:
         written = set(f["trajectory"])
         rows = {n: f["trajectory"][n].shape[0] for n in written}
-    want = set(names) - {"train_accuracy", "test_accuracy"}
+    # (ntk.method matrix_free's own series are not a dense run's: the same run with it
+    # writes them and everything else but the kernel, which it never forms)
+    mf_only = {s["name"] for s in sch["trajectory"] if s["when"] == "matrix_free"}
+    want = set(names) - {"train_accuracy", "test_accuracy"} - mf_only
     R.check(written == want, "the run writes the schema's series: %s" % sorted(written ^ want))
     R.check(set(rows.values()) == {3}, "every series has the 3 measurements: %s" % rows)
+    out_mf = os.path.join(tmp, "all_mf.h5")
+    p = H.run(["run", cfg, "-q", "--set", "output.path=" + out_mf, "--set", "ntk.method=matrix_free",
+               "--set", "ntk.top_k=4", "--set", "output.save_ntk=false"], np=2)
+    R.check(p.returncode == 0, "matrix-free run with every series: " + p.stderr[-400:])
+    with h5py.File(out_mf, "r") as f:
+        written = set(f["trajectory"])
+    want = set(names) - {"train_accuracy", "test_accuracy", "ntk"}
+    R.check(written == want, "the matrix-free run writes the schema's series: %s" % sorted(written ^ want))
     # every name the file holds is in the schema (the writers outside the trajectory use
     # their own literals: this keeps the schema complete)
     def unknown_names(path, checkpoint=False):
@@ -184,6 +195,8 @@ if section("schema"):
     R.check(unknown_names(full) == [], "every name of a run file is in the schema: %s" % unknown_names(full))
     R.check(unknown_names(full + ".ckpt", True) == [], "every name of a checkpoint is in the schema: %s"
             % unknown_names(full + ".ckpt", True))
+    R.check(unknown_names(out_mf) == [], "every name of a matrix-free run file is in the schema: %s"
+            % unknown_names(out_mf))
     # the tools take the names from the same file
     sys.path.insert(0, os.path.join(H.SOURCE_DIR, "tools"))
     import ntkfile

@@ -20,6 +20,9 @@
 #define NTK_ATTR_KIND "kind"
 #define NTK_ATTR_STEP "step"
 #define NTK_ATTR_RESUME_COUNT "resume_count"
+/* ntk.method matrix_free: the /trajectory series written as NaN because they need the
+ * whole kernel (a comma-separated list; docs/METRICS.md "Matrix-free measurements") */
+#define NTK_ATTR_NOT_COMPUTED "not_computed"
 /* Values of `status` (docs/OUTPUT.md "Life cycle of the file"). */
 #define NTK_STATUS_RUNNING "running"
 #define NTK_STATUS_COMPLETE "complete"
@@ -56,6 +59,9 @@ typedef enum {
   NTK_TRAJ_PREDICTED_TEST_LOSS,
   NTK_TRAJ_PREDICTED_TEST_LOSS_INFINITE,
   NTK_TRAJ_STABILITY_RATIO,
+  NTK_TRAJ_TARGET_RAYLEIGH_QUOTIENT,
+  NTK_TRAJ_EIGENPAIR_RESIDUAL,
+  NTK_TRAJ_EIGENSOLVER_PRODUCTS,
   NTK_TRAJ_NTK,
   NTK_TRAJ_EIGENVECTORS,
   NTK_TRAJ_COUNT
@@ -79,7 +85,8 @@ typedef enum {
   NTK_WHEN_TRAINING,         /* train.steps > 0 */
   NTK_WHEN_TRAINING_ANALYTIC, /* train.steps > 0 and analytic.enabled */
   NTK_WHEN_SAVE_NTK,          /* output.save_ntk */
-  NTK_WHEN_SAVE_EIGENVECTORS  /* output.save_eigenvectors */
+  NTK_WHEN_SAVE_EIGENVECTORS, /* output.save_eigenvectors */
+  NTK_WHEN_MATRIX_FREE        /* ntk.method matrix_free */
 } ntk_series_when;
 
 typedef struct {

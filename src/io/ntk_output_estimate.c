@@ -28,6 +28,7 @@ static int series_written(const ntk_config *cfg, ntk_series_when when) {
     case NTK_WHEN_TRAINING_ANALYTIC: return training && cfg->analytic.enabled;
     case NTK_WHEN_SAVE_NTK: return cfg->output.save_ntk;
     case NTK_WHEN_SAVE_EIGENVECTORS: return cfg->output.save_eigenvectors;
+    case NTK_WHEN_MATRIX_FREE: return cfg->ntk.method == NTK_METHOD_MATRIX_FREE;
   }
   return 1;
 }

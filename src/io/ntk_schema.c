@@ -59,6 +59,15 @@ const ntk_series_info ntk_schema_trajectory[NTK_TRAJ_COUNT] = {
          "the same from Theta_inf and Theta_inf(test, train); NaN without a test set"),
     TRAJ(NTK_TRAJ_STABILITY_RATIO, "stability_ratio", NTK_SERIES_SCALAR, NTK_WHEN_TRAINING, "",
          "eta lambda_max / (2N); linearised GD is stable below 1"),
+    TRAJ(NTK_TRAJ_TARGET_RAYLEIGH_QUOTIENT, "target_rayleigh_quotient", NTK_SERIES_SCALAR,
+         NTK_WHEN_MATRIX_FREE, "f^2",
+         "sum_c y_c^T Theta y_c / sum_c ||y_c||^2 (one product per output); "
+         "kernel_target_alignment times ||Theta||_F"),
+    TRAJ(NTK_TRAJ_EIGENPAIR_RESIDUAL, "eigenpair_residual", NTK_SERIES_ROW_K,
+         NTK_WHEN_MATRIX_FREE, "f^2",
+         "||Theta u_i - lambda_i u_i|| of each eigenpair, recomputed with one product"),
+    TRAJ(NTK_TRAJ_EIGENSOLVER_PRODUCTS, "eigensolver_products", NTK_SERIES_INT,
+         NTK_WHEN_MATRIX_FREE, "", "products Theta v the eigensolver used (residual checks not counted)"),
     TRAJ(NTK_TRAJ_NTK, "ntk", NTK_SERIES_NN, NTK_WHEN_SAVE_NTK, "f^2", "Theta_t"),
     TRAJ(NTK_TRAJ_EIGENVECTORS, "eigenvectors", NTK_SERIES_NK, NTK_WHEN_SAVE_EIGENVECTORS, "",
          "column i belongs to eigenvalues[:, i]"),
@@ -76,6 +85,7 @@ static const ntk_schema_item root_attrs[] = {
     {"block_size", "int"},
     {"eigensolver", "str"},
     {"eigensolver_used", "str"},
+    {NTK_ATTR_NOT_COMPUTED, "str"},
     {"ntk_method", "str"},
     {"seed", "int"},
     {"library_versions", "str"},
@@ -143,6 +153,7 @@ static const ntk_schema_item ckpt_attrs[] = {
     {"loss0", "float"},         {"theta0_frobenius", "float"}, {"unstable", "int"},
     {"K", "int"},               {"Kinf", "int"},               {NULL, NULL}};
 
+/* theta0: not with ntk.method matrix_free */
 static const ntk_schema_item ckpt_root_sets[] = {
     {"theta0", "(N, N)"}, {"test_r0", "(n_test, k)"}, {NULL, NULL}};
 
@@ -191,7 +202,7 @@ static const char *const kind_shapes[] = {"(T,)", "(T,) int64", "(T, K)", "(T, G
                                           "(T, N, N)", "(T, N, K)"};
 static const char *const when_names[] = {"always",   "classification",   "vectors",
                                          "training", "training_analytic", "save_ntk",
-                                         "save_eigenvectors"};
+                                         "save_eigenvectors", "matrix_free"};
 
 /* Names and texts of the schema contain no quote or backslash: printed as they are. */
 int ntk_schema_write_json(FILE *out) {
