@@ -31,6 +31,7 @@ typedef struct {
   ntk_output *out;
   int N, K, ng;
   int want_vectors; /* eigenvectors at each measurement (training runs, save_eigenvectors) */
+  int matrix_free;  /* ntk.method matrix_free: no N x N kernel (theta, theta0 stay empty) */
   /* step-0 reference, kept for the whole run and stored in checkpoints */
   ntk_dmat theta0;
   double theta0_fro;

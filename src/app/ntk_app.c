@@ -201,10 +201,19 @@ static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
     ntk_log_info("NTK: %s method, %s network", ntk_config_enum_name("ntk.method", cfg->ntk.method),
                  ntk_config_enum_name("ntk.network", cfg->ntk.network));
     const int K = tr->K;
-    const char *solver = ntk_eig_resolve(cfg->eigensolver.type, D->n_train, K, tr->want_vectors);
-    NTK_CHECK(ntk_output_attr_string(out, "/", "eigensolver_used", solver));
-    ntk_log_info("eigensolve: %s, %s%d eigenvalues%s", solver, K < D->n_train ? "top " : "all ", K,
-                 tr->want_vectors ? " with vectors" : "");
+    if (tr->matrix_free) {
+      /* what the file holds as NaN, named where a reader of the file finds it */
+      NTK_CHECK(ntk_output_attr_string(out, "/", "eigensolver_used", cfg->eigensolver.matrix_free));
+      NTK_CHECK(ntk_output_attr_string(out, "/", NTK_ATTR_NOT_COMPUTED, NTK_MATRIX_FREE_NOT_COMPUTED));
+      ntk_log_info("eigensolve: matrix-free, SLEPc %s, top %d eigenpairs to relative residual "
+                   "%.1e%s", cfg->eigensolver.matrix_free, K, cfg->eigensolver.tol,
+                   tr->want_vectors ? " with vectors" : "");
+    } else {
+      const char *solver = ntk_eig_resolve(cfg->eigensolver.type, D->n_train, K, tr->want_vectors);
+      NTK_CHECK(ntk_output_attr_string(out, "/", "eigensolver_used", solver));
+      ntk_log_info("eigensolve: %s, %s%d eigenvalues%s", solver, K < D->n_train ? "top " : "all ", K,
+                   tr->want_vectors ? " with vectors" : "");
+    }
     int diverged = 0;
     NTK_CHECK(ntk_train_measure(tr, 0, &diverged));
     first_measured = 1;

@@ -117,6 +117,9 @@ static int sweep_body(ntk_app_ctx *ctx) {
     if (r->widths[a] < narrowest) narrowest = r->widths[a];
   NTK_CHECK(ntk_app_data_shape(cfg, shape));
   /* one grid for every width: the narrowest must give every process column neurons */
+  if (cfg->ntk.method == NTK_METHOD_MATRIX_FREE)
+    return ntk_err_set(NTK_ERR_INPUT, "ntk.method: sweep measures ||Theta - Theta_inf||_F, which "
+                       "needs the N x N kernel (allowed: structured, jacobian)");
   NTK_CHECK(ntk_app_ctx_grid(ctx, shape[0], narrowest));
   NTK_CHECK(ntk_app_ctx_data(ctx));
   const int N = D->n_train;

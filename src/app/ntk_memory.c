@@ -9,10 +9,12 @@
 
 #include "ntk_data.h"
 #include "ntk_eig.h"
+#include "ntk_eigs.h"
 #include "ntk_error.h"
 #include "ntk_log.h"
 #include "ntk_model.h"
 #include "ntk_ntk.h"
+#include "ntk_ntkvp.h"
 #include "ntk_size.h"
 #include "ntk_train.h"
 
@@ -20,6 +22,58 @@
 
 static void term(ntk_mem_estimate *e, const char *name, int64_t bytes) {
   if (e->nterms < NTK_MEM_MAX_TERMS) e->terms[e->nterms++] = (ntk_mem_term){name, (double)bytes};
+}
+
+/* ntk.method matrix_free: no N x N matrix at all.  A measurement holds the forward states
+ * (the operator borrows the loss's, or makes its own), the operator's scratch
+ * (ntk_ntkvp_memory), the backward's signals and panels during each product, and the
+ * eigensolver's Krylov basis (ntk_eigs_memory); a training step is the dense path's. */
+static void estimate_matrix_free(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
+                                 const ntk_model_bytes *mb, const ntk_train_bytes *tb,
+                                 int64_t data, ntk_mem_estimate *e) {
+  const int training = cfg->train.steps > 0;
+  const int vectors = training || cfg->output.save_eigenvectors;
+  int64_t op = 0;
+  ntk_ntkvp_memory(cfg, g, N, d, k, mb, &op);
+  const int64_t basis = ntk_eigs_memory(g, N, cfg->ntk.top_k, cfg->eigensolver.ncv, vectors);
+  term(e, "data (x, y, train and test)", data);
+  term(e, "parameters", mb->params);
+  term(e, "eigenvectors", tb->vectors);
+  term(e, "training: gradient buffers", tb->grads);
+  term(e, "measurement schedule", tb->schedule);
+  const int64_t persistent =
+      ntk_size_add(ntk_size_add(data, mb->params),
+                   ntk_size_add(tb->vectors, ntk_size_add(tb->grads, tb->schedule)));
+  term(e, "forward gathered panels", mb->forward_panels);
+  term(e, "Fourier features", mb->fourier);
+  term(e, "forward states h, z", mb->states);
+  term(e, "backward signals", mb->signals);
+  term(e, "backward panels", ntk_panel_bytes_sum(mb->backward_panels));
+  term(e, "matrix-free product scratch", op);
+  term(e, "Krylov basis (SLEPc)", basis);
+  const int64_t states = ntk_size_add(mb->fourier, mb->states);
+  const int64_t phase_fwd = ntk_size_add(states, mb->forward_panels);
+  const int64_t phase_eig = ntk_size_add(
+      ntk_size_add(states, ntk_size_add(op, basis)),
+      ntk_size_max(ntk_size_add(mb->signals, ntk_panel_bytes_sum(mb->backward_panels)),
+                   mb->forward_panels));
+  const int64_t phase_train =
+      training ? ntk_size_add(states, ntk_size_max(ntk_size_add(mb->signals,
+                                                                ntk_panel_bytes_sum(mb->backward_panels)),
+                                                   mb->forward_panels))
+               : 0;
+  const int64_t stage = ntk_output_stage_bytes(cfg->output.save_eigenvectors ? tb->vectors : 0);
+  if (stage > 0) term(e, "output write staging", stage);
+  const char *names[4] = {"forward pass", "matrix-free eigensolve", "training step", "output"};
+  const int64_t phases[4] = {phase_fwd, phase_eig, phase_train, stage};
+  int top = 0;
+  for (int i = 1; i < 4; ++i)
+    if (phases[i] > phases[top]) top = i;
+  e->persistent = (double)persistent;
+  e->phase_ntk = (double)phase_fwd;
+  e->phase_eig = (double)phase_eig;
+  e->peak_phase = names[top];
+  e->peak = e->baseline + e->runtime + (double)ntk_size_add(persistent, phases[top]);
 }
 
 /* Every size comes from the module that allocates it (ntk_data_memory, ntk_model_memory,
@@ -43,6 +97,10 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
   ntk_ntk_memory(cfg, g, N, d, k, &mb, &nb);
   ntk_train_memory(cfg, g, N, d, k, &tb);
   const int64_t data = ntk_data_memory(g, N, n_test, d, k);
+  if (cfg->ntk.method == NTK_METHOD_MATRIX_FREE) {
+    estimate_matrix_free(cfg, g, N, d, k, &mb, &tb, data, e);
+    return;
+  }
   /* "auto" runs a solver chosen by the shapes: the estimate is that solver's; with
    * training the kernel's distance to Theta_0 is one more solve, values only */
   const ntk_eig_cost solve = ntk_eig_memory(cfg->eigensolver.type, g, N, cfg->ntk.top_k, vectors);
@@ -260,12 +318,25 @@ int ntk_memory_check(const ntk_mem_estimate *e, double limit, const char *source
   else
     snprintf(ranks, sizeof ranks, "no rank count up to 2^20 fits (the terms that do not shrink "
                                   "with more ranks exceed it)");
+  /* the dense kernel is the usual reason: the method that never forms it is the way out */
+  char mf[200] = "";
+  if (cfg->ntk.method != NTK_METHOD_MATRIX_FREE) {
+    ntk_config c = *cfg;
+    c.ntk.method = NTK_METHOD_MATRIX_FREE;
+    if (c.ntk.top_k < 1) c.ntk.top_k = N < 16 ? N : 16;
+    c.output.save_ntk = 0;
+    ntk_mem_estimate m;
+    ntk_memory_estimate(&c, g, N, n_test, d, k, e->baseline, &m);
+    snprintf(mf, sizeof mf, "; or ntk.method: matrix_free (the top %d eigenpairs without the N x N "
+             "kernel: %.1f MiB per rank%s)", c.ntk.top_k, m.peak / MIB,
+             m.peak <= limit ? ", fits" : "");
+  }
   return ntk_err_set(NTK_ERR_INPUT,
                      "memory: the estimated peak is %.1f MiB per rank, over the limit of %.1f MiB "
                      "per rank (%s); the largest term, %s, needs %.1f MiB per rank on %d ranks; "
-                     "%s; or set memory.limit_mb (see ntkspec run --dry-run)",
+                     "%s%s; or set memory.limit_mb (see ntkspec run --dry-run)",
                      e->peak / MIB, limit / MIB, source, big >= 0 ? e->terms[big].name : "?",
-                     big >= 0 ? e->terms[big].bytes / MIB : 0.0, g->size, ranks);
+                     big >= 0 ? e->terms[big].bytes / MIB : 0.0, g->size, ranks, mf);
 }
 
 /* The keys that scale the work rather than the memory: measurements (each a kernel and

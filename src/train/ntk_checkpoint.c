@@ -85,7 +85,8 @@ static int write_body(ntk_output *o, const ntk_trainer *t, long long step) {
   NTK_CHECK(ntk_output_attr_double(o, "/", "theta0_frobenius", t->theta0_fro));
   NTK_CHECK(ntk_output_attr_int(o, "/", "unstable", t->unstable));
   NTK_CHECK(ntk_checkpoint_write_params(o, t->model, "/params"));
-  NTK_CHECK(ntk_output_write_dmat(o, "/theta0", &t->theta0));
+  /* ntk.method matrix_free has no Theta_0 (its drift is not computed) */
+  if (t->theta0.a) NTK_CHECK(ntk_output_write_dmat(o, "/theta0", &t->theta0));
   if (t->test_r0.a) NTK_CHECK(ntk_output_write_dmat(o, "/test_r0", &t->test_r0));
   NTK_CHECK(write_ref(o, "/ref0", "K", &t->ref0));
   NTK_CHECK(write_ref(o, "/refinf", "Kinf", &t->refinf));
@@ -211,8 +212,10 @@ static int read_body(ntk_input *f, const char *path, ntk_trainer *t, long long *
   NTK_CHECK(ntk_input_read_dmat(f, "/params/V", -1, &M->V));
   NTK_CHECK(ntk_input_read_array(f, "/params/b_out", M->k, M->b_out));
   ntk_dmat_free(&t->theta0);
-  NTK_CHECK(ntk_dmat_create(t->g, t->N, t->N, &t->theta0));
-  NTK_CHECK(ntk_input_read_dmat(f, "/theta0", -1, &t->theta0));
+  if (t->cfg->ntk.method != NTK_METHOD_MATRIX_FREE) {
+    NTK_CHECK(ntk_dmat_create(t->g, t->N, t->N, &t->theta0));
+    NTK_CHECK(ntk_input_read_dmat(f, "/theta0", -1, &t->theta0));
+  }
   const int n_test = t->data->n_test, k = t->model->k;
   NTK_CHECK(read_ref(f, t->g, path, "/ref0", "K", t->N, n_test, k, &t->ref0));
   NTK_CHECK(read_ref(f, t->g, path, "/refinf", "Kinf", t->N, n_test, k, &t->refinf));

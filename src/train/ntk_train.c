@@ -7,10 +7,12 @@
 
 #include "ntk_checkpoint.h"
 #include "ntk_eig.h"
+#include "ntk_eigs.h"
 #include "ntk_error.h"
 #include "ntk_log.h"
 #include "ntk_metrics.h"
 #include "ntk_ntk.h"
+#include "ntk_ntkvp.h"
 #include "ntk_rng.h"
 #include "ntk_signal.h"
 #include "ntk_size.h"
@@ -228,11 +230,12 @@ int ntk_train_init(ntk_trainer *t, const ntk_config *cfg, const ntk_grid *g, ntk
   t->K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : t->N;
   t->ng = NTK_NGROUPS(model->L);
   t->want_vectors = cfg->train.steps > 0 || cfg->output.save_eigenvectors;
+  t->matrix_free = cfg->ntk.method == NTK_METHOD_MATRIX_FREE;
   t->loss0 = NAN;
   t->lr = NAN;
   NTK_ALLOC(t->w, t->K, "eigenvalues");
   NTK_ALLOC(t->group_trace, t->ng, "group traces");
-  NTK_CHECK(ntk_dmat_create(g, t->N, t->N, &t->theta));
+  if (!t->matrix_free) NTK_CHECK(ntk_dmat_create(g, t->N, t->N, &t->theta));
   NTK_CHECK(ntk_train_schedule(cfg, &t->sched, &t->nsched));
   return NTK_OK;
 }
@@ -314,6 +317,10 @@ typedef struct {
   int weyl;
   double pred, pred_inf, ratio; /* training runs only */
   double pred_test, pred_test_inf; /* training runs with a test set */
+  /* ntk.method matrix_free only */
+  double rayleigh;   /* sum_c y_c^T Theta y_c / sum_c ||y_c||^2 */
+  double *residual;  /* K residual norms ||Theta u_i - lambda_i u_i|| */
+  long long products; /* the eigensolve's products */
 } measure_row;
 
 /* The evaluation network's losses and the train residual R (created here).  The test set
@@ -337,13 +344,19 @@ static int measure_losses(const ntk_trainer *t, measure_row *r, ntk_dmat *R, ntk
   return NTK_OK;
 }
 
-/* 0 (with a warning) when the loss or the kernel is not finite: nothing of this step is
- * then written, since a NaN kernel would only stall the eigensolver. */
-static int measure_finite(const ntk_trainer *t, long long step, const measure_row *r) {
-  if (isfinite(r->train_loss) && ntk_metrics_all_finite(&t->theta)) return 1;
+/* 0 (with a warning) when the loss or the kernel is not finite (kernel_finite, only asked
+ * when the loss is finite): nothing of this step is then written, since a NaN kernel would
+ * only stall the eigensolver. */
+static int finite_or_warn(long long step, double train_loss, int kernel_finite) {
+  if (isfinite(train_loss) && kernel_finite) return 1;
   ntk_log_warn("step %lld: the %s is not finite: stopping (diverged)", step,
-               isfinite(r->train_loss) ? "kernel" : "train loss");
+               isfinite(train_loss) ? "kernel" : "train loss");
   return 0;
+}
+
+static int measure_finite(const ntk_trainer *t, long long step, const measure_row *r) {
+  return finite_or_warn(step, r->train_loss,
+                        isfinite(r->train_loss) && ntk_metrics_all_finite(&t->theta));
 }
 
 /* The K eigenpairs of Theta_t (vectors when the run keeps them). */
@@ -357,9 +370,10 @@ static int measure_eigensolve(ntk_trainer *t) {
   return NTK_OK;
 }
 
-/* The spectral metrics of Theta_t and the residual's energy along its eigenvectors. */
+/* The spectral metrics of Theta_t (matrix-free: measure_matrix_free's) and the residual's
+ * energy along its eigenvectors. */
 static int measure_spectrum(const ntk_trainer *t, const ntk_dmat *R, measure_row *r) {
-  NTK_CHECK(ntk_metrics_kernel(&t->theta, t->w, t->K, &t->data->y_train, &r->km));
+  if (!t->matrix_free) NTK_CHECK(ntk_metrics_kernel(&t->theta, t->w, t->K, &t->data->y_train, &r->km));
   if (!t->want_vectors) return NTK_OK;
   r->energy = ntk_malloc((size_t)t->K * sizeof(double), "residual energies");
   if (!r->energy) return ntk_err_code();
@@ -372,7 +386,7 @@ static int measure_spectrum(const ntk_trainer *t, const ntk_dmat *R, measure_row
 static int measure_fix_reference(ntk_trainer *t, const measure_row *r) {
   const ntk_config *cfg = t->cfg;
   const int N = t->N, K = t->K;
-  NTK_CHECK(ntk_dmat_copy(&t->theta, &t->theta0));
+  if (!t->matrix_free) NTK_CHECK(ntk_dmat_copy(&t->theta, &t->theta0));
   t->theta0_fro = r->km.frobenius;
   t->loss0 = r->train_loss;
   ref_free(&t->ref0);
@@ -395,6 +409,15 @@ static int measure_fix_reference(ntk_trainer *t, const measure_row *r) {
  * (after step 0) ||Theta_t - Theta_0||_2 with Weyl's bound on the shift. */
 static int measure_change(const ntk_trainer *t, long long step, measure_row *r) {
   const int N = t->N, K = t->K;
+  if (t->matrix_free) {
+    /* the top K eigenvalues' shift is exact; the kernel's change needs the kernels, and
+     * Weyl's check its norm: not checked (-1) */
+    r->shift = ntk_metrics_max_shift(t->w, t->ref0.w, K);
+    r->eig_drift = r->shift / t->ref0.w[0];
+    r->drift = r->norm2 = NAN;
+    r->weyl = -1;
+    return NTK_OK;
+  }
   r->drift = ntk_dmat_diff_fro(&t->theta, &t->theta0) / t->theta0_fro;
   r->shift = ntk_metrics_max_shift(t->w, t->ref0.w, K);
   r->eig_drift = r->shift / t->ref0.w[0];
@@ -424,12 +447,17 @@ static void measure_prediction(ntk_trainer *t, long long step, measure_row *r) {
   }
 }
 
+/* Whether the step-0 reference is fixed: Theta_0 is kept, or, matrix-free, its spectrum. */
+static int have_reference(const ntk_trainer *t) {
+  return t->theta0.a != NULL || (t->matrix_free && t->ref0.K > 0);
+}
+
 /* Every metric of Theta_t (the METRICS phase). */
 static int measure_metrics(ntk_trainer *t, long long step, const ntk_dmat *R, measure_row *r) {
   ntk_timer_start(NTK_PHASE_METRICS);
   int err = measure_spectrum(t, R, r);
-  if (!err && step == 0 && !t->theta0.a) err = measure_fix_reference(t, r);
-  if (!err && (step > 0 || t->theta0.a)) err = measure_change(t, step, r);
+  if (!err && step == 0 && !have_reference(t)) err = measure_fix_reference(t, r);
+  if (!err && (step > 0 || have_reference(t))) err = measure_change(t, step, r);
   if (!err && t->cfg->train.steps > 0) measure_prediction(t, step, r);
   ntk_timer_stop(NTK_PHASE_METRICS);
   NTK_CHECK(err);
@@ -505,6 +533,11 @@ static int measure_append(ntk_trainer *t, long long step, const measure_row *r) 
       ntk_series_scalar(row, NTK_TRAJ_PREDICTED_TEST_LOSS_INFINITE, r->pred_test_inf);
     ntk_series_scalar(row, NTK_TRAJ_STABILITY_RATIO, r->ratio);
   }
+  if (t->matrix_free) {
+    ntk_series_scalar(row, NTK_TRAJ_TARGET_RAYLEIGH_QUOTIENT, r->rayleigh);
+    ntk_series_row(row, NTK_TRAJ_EIGENPAIR_RESIDUAL, K, r->residual);
+    ntk_series_int(row, NTK_TRAJ_EIGENSOLVER_PRODUCTS, r->products);
+  }
   if (cfg->output.save_ntk) ntk_series_dmat(row, NTK_TRAJ_NTK, &t->theta);
   if (cfg->output.save_eigenvectors) ntk_series_dmat(row, NTK_TRAJ_EIGENVECTORS, &t->vectors);
   err = ntk_output_append_measurement(out, row);
@@ -520,10 +553,17 @@ static void measure_report(const ntk_trainer *t, long long step, const measure_r
   const ntk_config *cfg = t->cfg;
   const int training = cfg->train.steps > 0;
   const ntk_kernel_metrics *km = &r->km;
-  if (training)
+  if (training && t->matrix_free)
+    ntk_log_info("step %lld: train loss %.6e (kernel regime %.6e)  lambda_max %.6e  "
+                 "(%lld products)", step, r->train_loss, r->pred, km->lambda_max, r->products);
+  else if (training)
     ntk_log_info("step %lld: train loss %.6e (kernel regime %.6e)  lambda_max %.6e  drift %.3e%s",
                  step, r->train_loss, r->pred, km->lambda_max, r->drift,
                  r->weyl ? "" : "  WEYL VIOLATED");
+  else if (t->matrix_free)
+    ntk_log_info("lambda_max %.6e  lambda_%d %.6e  trace %.6e  target Rayleigh quotient %.6e  "
+                 "(%lld products)", km->lambda_max, t->K, t->w[t->K - 1], km->trace,
+                 r->rayleigh, r->products);
   else
     ntk_log_info("lambda_max %.6e  lambda_min %.6e  condition %.3e  effective rank %.2f  alignment %.4f",
                  km->lambda_max, km->lambda_min, km->condition_number, km->effective_rank,
@@ -537,28 +577,126 @@ static void measure_report(const ntk_trainer *t, long long step, const measure_r
   }
 }
 
+/* ------------------------------------------------- matrix-free measurement -- */
+
+static int ntkvp_apply(void *op, const ntk_dmat *x, ntk_dmat *y) {
+  return ntk_ntkvp_apply(op, x, y);
+}
+
+/* sum_c y_c^T Theta y_c / sum_c ||y_c||^2 with one product per output; y_c = Y e_c puts
+ * column c in the N x 1 layout of the operator. */
+static int target_rayleigh(const ntk_trainer *t, ntk_ntkvp *op, double *q) {
+  const ntk_dmat *Y = &t->data->y_train;
+  const ntk_grid *g = t->g;
+  ntk_dmat e = {0}, yc = {0}, ty = {0};
+  double part[2] = {0.0, 0.0}, tot[2] = {0.0, 0.0};
+  int err = ntk_dmat_create(g, Y->n, 1, &e);
+  if (!err) err = ntk_dmat_create(g, t->N, 1, &yc);
+  if (!err) err = ntk_dmat_create(g, t->N, 1, &ty);
+  err = ntk_err_sync(g->comm, err);
+  for (int c = 0; !err && c < Y->n; ++c) {
+    int il;
+    ntk_dmat_zero(&e);
+    if (e.nloc > 0 && ntk_dmat_row_g2l(&e, c, &il)) e.a[il] = 1.0;
+    err = ntk_dmat_gemm('N', 'N', 1.0, Y, &e, 0.0, &yc);
+    if (!err) err = ntk_ntkvp_apply(op, &yc, &ty);
+    for (int i = 0; !err && yc.nloc > 0 && i < yc.mloc; ++i) {
+      part[0] += yc.a[i] * ty.a[i];
+      part[1] += yc.a[i] * yc.a[i];
+    }
+  }
+  if (!err) MPI_Allreduce(part, tot, 2, MPI_DOUBLE, MPI_SUM, g->comm);
+  ntk_dmat_free(&e);
+  ntk_dmat_free(&yc);
+  ntk_dmat_free(&ty);
+  NTK_CHECK(err);
+  *q = tot[0] / tot[1];
+  return NTK_OK;
+}
+
+/* ntk.method matrix_free: the operator Theta v on the network of the step (fwd: the
+ * evaluation network's states, borrowed), the exact trace and layer traces, the top K
+ * eigenpairs by SLEPc with their residuals, and the targets' Rayleigh quotient; the
+ * metrics that need the whole kernel are NaN (docs/METRICS.md). */
+static int measure_matrix_free(ntk_trainer *t, long long step, measure_row *r,
+                               const ntk_forward *fwd, int *diverged) {
+  const ntk_config *cfg = t->cfg;
+  ntk_ntkvp *op = NULL;
+  double trace = NAN;
+  ntk_eigs_stats st = {0};
+  int err = ntk_ntkvp_create(t->model, &t->data->x_train, step, fwd, &op);
+  if (!err) {
+    ntk_timer_start(NTK_PHASE_METRICS);
+    err = ntk_ntkvp_trace(op, &trace, t->group_trace);
+    ntk_timer_stop(NTK_PHASE_METRICS);
+  }
+  if (!err && !finite_or_warn(step, r->train_loss, isfinite(trace))) *diverged = 1;
+  if (!err && !*diverged) {
+    r->residual = ntk_malloc((size_t)t->K * sizeof(double), "eigenpair residuals");
+    err = ntk_err_sync(t->g->comm, r->residual ? NTK_OK : NTK_ERR_MEMORY);
+  }
+  if (!err && !*diverged) {
+    const ntk_eigs_options opt = {cfg->eigensolver.matrix_free, cfg->eigensolver.tol,
+                                  cfg->eigensolver.max_it, cfg->eigensolver.ncv};
+    ntk_dmat_free(&t->vectors);
+    ntk_timer_start(NTK_PHASE_EIGENSOLVE);
+    err = ntk_eigs_solve(t->g, t->N, ntkvp_apply, op, &opt, t->K, t->want_vectors, t->w,
+                         r->residual, t->want_vectors ? &t->vectors : NULL, &st);
+    ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
+    r->products = st.products;
+  }
+  if (!err && !*diverged) {
+    ntk_timer_start(NTK_PHASE_METRICS);
+    err = target_rayleigh(t, op, &r->rayleigh);
+    ntk_timer_stop(NTK_PHASE_METRICS);
+  }
+  ntk_ntkvp_destroy(&op);
+  NTK_CHECK(err);
+  if (*diverged) return NTK_OK;
+  r->km = (ntk_kernel_metrics){.lambda_max = t->w[0], .lambda_min = NAN,
+                               .condition_number = NAN, .effective_rank = NAN, .trace = trace,
+                               .frobenius = NAN, .alignment = NAN};
+  /* SLEPc's convergence test uses its own residual estimate; the recomputed one can sit at
+   * the rounding floor (eps ||Theta||) above tol * lambda for eigenvalues near that floor */
+  if (st.max_rel_residual > cfg->eigensolver.tol)
+    ntk_log_warn("step %lld: an eigenpair's recomputed residual is %.2e lambda, above "
+                 "eigensolver.tol = %.1e (eigenvalues near the rounding floor eps lambda_max?)",
+                 step, st.max_rel_residual, cfg->eigensolver.tol);
+  ntk_log_debug("step %lld: matrix-free eigensolve: %lld products, %d restarts, basis %d, "
+                "largest relative residual %.2e (tolerance %.1e)", step, st.products,
+                st.iterations, st.ncv, st.max_rel_residual, cfg->eigensolver.tol);
+  return NTK_OK;
+}
+
 int ntk_train_measure(ntk_trainer *t, long long step, int *diverged) {
   /* the loss's forward pass is the evaluation network's: with ntk.network eval the kernel
    * is assembled from its states instead of a second pass */
   const int reuse = t->cfg->ntk.network == NTK_NETWORK_EVAL;
   measure_row r = {.test_loss = NAN, .test_acc = NAN, .weyl = 1, .pred = NAN, .pred_inf = NAN,
-                   .ratio = NAN, .pred_test = NAN, .pred_test_inf = NAN};
+                   .ratio = NAN, .pred_test = NAN, .pred_test_inf = NAN, .rayleigh = NAN};
   ntk_dmat R = {0};
   ntk_forward fwd = {0};
   *diverged = 0;
   int err = measure_losses(t, &r, &R, reuse ? &fwd : NULL);
-  if (!err)
-    err = ntk_ntk_for_config(t->model, &t->data->x_train, step, reuse ? &fwd : NULL, &t->theta,
-                             t->group_trace);
-  ntk_forward_free(&fwd);
-  if (!err && !measure_finite(t, step, &r)) *diverged = 1;
-  if (!err && !*diverged) err = measure_eigensolve(t);
+  if (t->matrix_free) {
+    /* the operator borrows the forward states: they go after it */
+    if (!err) err = measure_matrix_free(t, step, &r, reuse ? &fwd : NULL, diverged);
+    ntk_forward_free(&fwd);
+  } else {
+    if (!err)
+      err = ntk_ntk_for_config(t->model, &t->data->x_train, step, reuse ? &fwd : NULL, &t->theta,
+                               t->group_trace);
+    ntk_forward_free(&fwd);
+    if (!err && !measure_finite(t, step, &r)) *diverged = 1;
+    if (!err && !*diverged) err = measure_eigensolve(t);
+  }
   if (!err && !*diverged) err = measure_metrics(t, step, &R, &r);
   if (!err && !*diverged && step == 0) err = measure_test_reference(t, &R);
   if (!err && !*diverged) err = measure_test_prediction(t, step, &r);
   if (!err && !*diverged) err = measure_append(t, step, &r);
   if (!err && !*diverged) measure_report(t, step, &r, diverged);
   free(r.energy);
+  free(r.residual);
   ntk_dmat_free(&R);
   if (err) ntk_err_trace(__FILE__, __LINE__, __func__);
   return err;
@@ -828,7 +966,8 @@ void ntk_train_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, in
   const int K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : N;
   const int training = cfg->train.steps > 0;
   *b = (ntk_train_bytes){0};
-  b->kernel = ntk_dmat_max_local_bytes(g, N, N);
+  /* ntk.method matrix_free keeps no kernel and no Theta_0 */
+  b->kernel = cfg->ntk.method == NTK_METHOD_MATRIX_FREE ? 0 : ntk_dmat_max_local_bytes(g, N, N);
   b->vectors = training || cfg->output.save_eigenvectors ? ntk_dmat_max_local_bytes(g, N, K) : 0;
   b->theta0 = training ? b->kernel : 0;
   if (training)
