@@ -10,6 +10,8 @@ headline problem on a cluster.
     tools/perf_model.py predict --rates rates.json [--N 65536 --n 65536 --L 8] ...
     tools/perf_model.py shaped FOLDER [--stat min|median] [--csv OUT]
         scripts/shaped-scaling.sh's runs over tc-shaped links against the network model
+    tools/perf_model.py predict-mf [--rates rates.json | --gemm-rate R] [--N 1000000 --n 1024
+        --L 4 --K 16 --products 60] ...   ntk.method matrix_free (below)
 
 Work per NTK evaluation (structured method, k outputs, p = 2m Fourier features):
   forward    F = 2 N n (p + L n + k) + 2 N d m per pass (ntkspec run: one pass per measurement,
@@ -44,7 +46,19 @@ the memory bandwidth of the ranks' nodes (BLAS-2 does not speed up with more ran
 node), one value for a matrix that fits in the last-level cache and one for one that does
 not; kappa: the eigensolve's extra on several ranks (one value for ranks with a core each,
 one for ranks sharing cores); tau: the synchronisation cost per column and per level of the
-reduction trees."""
+reduction trees.
+
+Matrix-free (ntk.method: matrix_free, issue 18): no N x N matrix.  A measurement is
+S products Theta v (the eigensolve's, K residual checks, k for the targets' Rayleigh
+quotient), each (ntk_ntkvp_flops, k outputs):
+  F_v = k [2 N n k + 2 N n (L n + k) + 2 L N n^2 + 2 N n p + 2 N n p + 2 (2L) N n^2 + 4 N k n]
+      ~ 8 k L N n^2: the backward from v, the weight directions g^T a, the tangent pass
+  W_v: the forward's words twice (the tangent's h dW^T and dh W^T), the backward's once,
+       and the directions' reduce-scatter of n x n per block over the grid column
+and SLEPc's orthogonalisation against the ncv basis vectors per product: 4 ncv N / P flops
+and one allreduce of ncv words.  t = S [F_v/(P R) max(1, P/C) + 8 W_v/beta + M_v alpha +
+ncv alpha log2 P].  Memory per rank: the forward states (2L+1) N n, the tangent states and
+the operator's copies ~ 3 N n + weights, the Krylov basis (ncv + 7) N, all over P."""
 import argparse
 import json
 import math
@@ -684,6 +698,63 @@ def shaped(folder, cores, stat, csv_path=None, runs_csv=None, markdown=False):
     return worst
 
 
+# ------------------------------------------------------- matrix-free (issue 18) --
+
+def mf_product_flops(N, n, L, k=K_OUT, p=P_FEAT):
+    """Flops of one product Theta v: ntk_ntkvp_flops for fixed Fourier features with the
+    projection (the configuration of the benchmarks)."""
+    f = 2.0 * N * n * k + L * 2.0 * N * n * n          # backward
+    f += 2.0 * k * N * n + L * 2.0 * N * n * n + 2.0 * N * n * p   # directions dV, dW^l, dW0
+    f += 2.0 * N * n * p                                # dh0
+    f += L * 2.0 * N * n * n + L * 2.0 * N * n * n      # dz^l: h dW^T and dh W^T
+    f += 2.0 * N * k * n * 2                            # df
+    return f * k
+
+
+def mf_words(N, n, L, P, k=K_OUT, tall=False):
+    """Words received per rank per product.  Square grid (ntk_grid_choose's): the tangent's
+    products are forward-shaped (two per block), the backward's as in words(), the
+    directions' A^T B one reduce-scatter of its n x n (n x p) block over the grid column.
+    Tall grid (grid.rows = P, grid.cols = 1, the layout for N >> n): no activation moves,
+    only the weights and directions, n x n per product and block, four times."""
+    if tall:
+        return k * (4.0 * L * n * n + 2.0 * n * P_FEAT) * (P - 1) / P
+    pr, pc = grid(P)
+    w = words(N, n, L, P)
+    dirs = (L * n * n + n * P_FEAT) * (pr - 1) / P
+    return k * (2 * w["forward"] + w["backward"] + dirs)
+
+
+def mf_messages(N, n, L, P, b, k=K_OUT, chunk_mb=256.0):
+    msg = messages(N, n, L, P, b, 1, chunk_mb)
+    return k * (2 * msg["forward"] + msg["backward"] + (L + 1) * (2 * math.log2(P) if P > 1 else 0))
+
+
+def mf_memory_per_rank(N, n, L, P, ncv=32, k=K_OUT):
+    """Peak bytes per rank of a matrix-free measurement: forward states, the operator's
+    tangent states and signals (~ 4 N n), weights and their direction, the Krylov basis."""
+    states = (2 * L + 1) * N * n + 4.0 * N * n + 2 * N * P_FEAT
+    weights = 2.0 * (L * n * n + n * P_FEAT)
+    return 8.0 * (states + weights + (ncv + 8.0) * N) / P
+
+
+def mf_predict(N, n, L, P, cores, rate, K=16, products=None, ncv=None, nodes=1, b=64,
+               alpha=0.0, beta=None, k=K_OUT, chunk_mb=256.0, tall=True):
+    """Seconds of one matrix-free measurement.  rate: the GEMM rate per core of the products
+    (the calibration's backward rate: the same gathered products); products: the eigensolve's
+    (default 2.6 K, measured: 41 for K = 16); beta: bandwidth per rank."""
+    ncv = ncv or max(2 * K, K + 15)
+    S = (products if products is not None else 2.6 * K) + K + k
+    share = max(1.0, P / float(cores))
+    compute = mf_product_flops(N, n, L, k) / (P * rate) * share + 4.0 * ncv * N / (P * rate)
+    bandwidth = mf_words(N, n, L, P, k, tall) * 8.0 / beta if beta and P > 1 else 0.0
+    latency = (mf_messages(N, n, L, P, b, k, chunk_mb) + ncv * (math.log2(P) if P > 1 else 0)) * alpha
+    per = compute + bandwidth + latency
+    return {"per_product": per, "products": S, "total": S * per, "compute": S * compute,
+            "bandwidth": S * bandwidth, "latency": S * latency,
+            "memory": mf_memory_per_rank(N, n, L, P, ncv, k)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -717,7 +788,40 @@ def main(argv=None):
                    help="how the one-way gathers along grid columns move: broadcasts from the "
                         "contributing ranks (what ntkspec does since 2026-12-05) or one "
                         "MPI_Allgatherv (what it did before: a what-if)")
+    q = sub.add_parser("predict-mf", help="ntk.method matrix_free: one measurement's top K")
+    q.add_argument("--rates", help="JSON from calibrate --save (its backward rate per core)")
+    q.add_argument("--gemm-rate", type=float, default=10e9,
+                   help="flop rate per core of the products, without --rates [flop/s]")
+    q.add_argument("--N", type=int, default=1000000)
+    q.add_argument("--n", type=int, default=1024)
+    q.add_argument("--L", type=int, default=4)
+    q.add_argument("--K", type=int, default=16)
+    q.add_argument("--products", type=float, help="the eigensolve's products (default 2.6 K)")
+    q.add_argument("--block", type=int, default=64)
+    q.add_argument("--ranks-per-node", type=int, default=64)
+    q.add_argument("--alpha", type=float, default=2e-6, help="network latency [s]")
+    q.add_argument("--node-bw", type=float, default=12.5e9, help="injection bandwidth per node [B/s]")
+    q.add_argument("--nodes", default="16,64,256,1024")
+    q.add_argument("--grid", choices=["tall", "square"], default="tall",
+                   help="tall: grid.rows = P, grid.cols = 1 (samples split only); square: ntkspec's default")
     a = ap.parse_args(argv)
+    if a.cmd == "predict-mf":
+        rate = json.load(open(a.rates))["rates"]["backward"] if a.rates else a.gemm_rate
+        print("matrix-free top %d, %s grid: N=%d n=%d L=%d, %d ranks/node, %.1f GFLOP/s per core, alpha %.1e s, "
+              "%.1f GB/s network per node; %.2e flops per product; the dense kernel alone: %.3g TB"
+              % (a.K, a.grid, a.N, a.n, a.L, a.ranks_per_node, rate / 1e9, a.alpha, a.node_bw / 1e9,
+                 mf_product_flops(a.N, a.n, a.L), 8.0 * a.N * a.N / 1e12))
+        print("%6s %7s %11s %9s %10s %9s %9s %9s %9s %12s" % (
+            "nodes", "ranks", "s/product", "products", "total [s]", "compute", "bandwidth",
+            "latency", "GiB/rank", "dense GiB/rk"))
+        for nodes in [int(x) for x in a.nodes.split(",")]:
+            P = nodes * a.ranks_per_node
+            t = mf_predict(a.N, a.n, a.L, P, P, rate, a.K, a.products, None, nodes, a.block, a.alpha,
+                           a.node_bw / a.ranks_per_node, tall=a.grid == "tall")
+            print("%6d %7d %11.3f %9.0f %10.1f %9.1f %9.1f %9.1f %9.3f %12.1f" % (
+                nodes, P, t["per_product"], t["products"], t["total"], t["compute"], t["bandwidth"],
+                t["latency"], t["memory"] / 2 ** 30, 3 * 8.0 * a.N * a.N / P / 2 ** 30))
+        return 0
     if a.cmd == "calibrate":
         runs = load_runs(a.files)
         fitted = [r for r in runs if a.fit in os.path.basename(r["file"])]
