@@ -35,6 +35,22 @@ def run(args, np=1, timeout=600, check=False):
     return p
 
 
+def run_cfg(report, folder, name, text, np_=2, extra=(), expect=0):
+    """Write `text` as FOLDER/NAME.yaml and run it to FOLDER/NAME.h5 (overwritten) on np_
+    ranks, quietly; checks the exit status `expect` in `report` and prints the time taken.
+    Returns (config path, output path, CompletedProcess)."""
+    import time
+    cfg = write_config(folder, name + ".yaml", text)
+    path = os.path.join(folder, name + ".h5")
+    t0 = time.time()
+    p = run(["run", cfg, "-q", "--set", "output.path=" + path, "--set", "output.overwrite=true"]
+            + list(extra), np=np_)
+    report.check(p.returncode == expect, "%s: exit status %d, expected %d: %s"
+                 % (name, p.returncode, expect, p.stderr[-2000:]))
+    print("   %s (%d ranks): %.1f s" % (name, np_, time.time() - t0), flush=True)
+    return cfg, path, p
+
+
 def write_config(folder, name, text):
     path = os.path.join(folder, name)
     with open(path, "w") as f:

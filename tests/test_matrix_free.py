@@ -18,7 +18,6 @@ value means anything to 1e-10.  The trace is a sum of
 squared Jacobian norms against the dense kernel's diagonal: rounding only, 1e-12."""
 import os
 import sys
-import time
 
 import h5py
 import numpy as np
@@ -45,15 +44,7 @@ NAN_METRICS = ["lambda_min", "condition_number", "effective_rank", "frobenius_no
 
 
 def run_cfg(name, text, np_=2, extra=(), expect=0):
-    cfg = H.write_config(tmp, name + ".yaml", text)
-    path = os.path.join(tmp, name + ".h5")
-    t0 = time.time()
-    p = H.run(["run", cfg, "-q", "--set", "output.path=" + path, "--set", "output.overwrite=true"]
-              + list(extra), np=np_)
-    R.check(p.returncode == expect, "%s: exit status %d, expected %d: %s" % (name, p.returncode, expect,
-                                                                            p.stderr[-2000:]))
-    print("   %s (%d ranks): %.1f s" % (name, np_, time.time() - t0), flush=True)
-    return cfg, path, p
+    return H.run_cfg(R, tmp, name, text, np_, extra, expect)
 
 
 def traj(path):

@@ -27,15 +27,7 @@ section = H.section
 
 
 def run_cfg(name, text, np_=2, extra=(), expect=0):
-    cfg = H.write_config(tmp, name + ".yaml", text)
-    path = os.path.join(tmp, name + ".h5")
-    t0 = time.time()
-    p = H.run(["run", cfg, "-q", "--set", "output.path=" + path, "--set", "output.overwrite=true"]
-              + list(extra), np=np_)
-    R.check(p.returncode == expect, "%s: exit status %d, expected %d: %s" % (name, p.returncode, expect,
-                                                                            p.stderr[-2000:]))
-    print("   %s: %.1f s" % (name, time.time() - t0), flush=True)
-    return cfg, path
+    return H.run_cfg(R, tmp, name, text, np_, extra, expect)[:2]
 
 
 def traj(path):

@@ -24,13 +24,52 @@ static void term(ntk_mem_estimate *e, const char *name, int64_t bytes) {
   if (e->nterms < NTK_MEM_MAX_TERMS) e->terms[e->nterms++] = (ntk_mem_term){name, (double)bytes};
 }
 
+/* A training step's bytes: forward states and Fourier features, then the backward's
+ * signals and panels or the forward's panels, whichever is larger. */
+static int64_t train_step_bytes(const ntk_model_bytes *mb) {
+  return ntk_size_add(ntk_size_add(mb->fourier, mb->states),
+                      ntk_size_max(ntk_size_add(mb->signals, ntk_panel_bytes_sum(mb->backward_panels)),
+                                   mb->forward_panels));
+}
+
+/* step 0 of a training run with a test set: the cross kernel Theta_0(X_test, X), assembled
+ * from both sets' forward passes (the test set's signals recorded); the phase's bytes, its
+ * term added (0 without a test-loss reference). */
+static int64_t cross_kernel_bytes(const ntk_config *cfg, const ntk_grid *g, int N, int n_test,
+                                  int d, int k, const ntk_model_bytes *mb, int64_t test_ref,
+                                  ntk_mem_estimate *e) {
+  const int64_t cross = test_ref > 0 ? ntk_ntk_cross_memory(cfg, g, n_test, N, d, k) : 0;
+  if (cross == 0) return 0;
+  term(e, "training: cross kernel (step 0)", cross);
+  return ntk_size_add(ntk_size_add(cross, ntk_size_add(mb->fourier, mb->states)),
+                      ntk_size_add(mb->signals, ntk_panel_bytes_sum(mb->backward_panels)));
+}
+
+/* The phases of a measurement and a step, in this order in estimate_peak's arrays. */
+#define NTK_MEM_PHASES 5
+
+/* The peak: what persists plus the largest of the phases (named in names): the NTK or the
+ * forward pass, the eigensolve, a training step, output, the cross kernel. */
+static void estimate_peak(ntk_mem_estimate *e, int64_t persistent,
+                          const char *const names[NTK_MEM_PHASES],
+                          const int64_t phases[NTK_MEM_PHASES]) {
+  int top = 0;
+  for (int i = 1; i < NTK_MEM_PHASES; ++i)
+    if (phases[i] > phases[top]) top = i;
+  e->persistent = (double)persistent;
+  e->phase_ntk = (double)phases[0];
+  e->phase_eig = (double)phases[1];
+  e->peak_phase = names[top];
+  e->peak = e->baseline + e->runtime + (double)ntk_size_add(persistent, phases[top]);
+}
+
 /* ntk.method matrix_free: no N x N matrix at all.  A measurement holds the forward states
  * (the operator borrows the loss's, or makes its own), the operator's scratch
  * (ntk_ntkvp_memory), the backward's signals and panels during each product, and the
  * eigensolver's Krylov basis (ntk_eigs_memory); a training step is the dense path's. */
-static void estimate_matrix_free(const ntk_config *cfg, const ntk_grid *g, int N, int d, int k,
-                                 const ntk_model_bytes *mb, const ntk_train_bytes *tb,
-                                 int64_t data, ntk_mem_estimate *e) {
+static void estimate_matrix_free(const ntk_config *cfg, const ntk_grid *g, int N, int n_test,
+                                 int d, int k, const ntk_model_bytes *mb,
+                                 const ntk_train_bytes *tb, int64_t data, ntk_mem_estimate *e) {
   const int training = cfg->train.steps > 0;
   const int vectors = training || cfg->output.save_eigenvectors;
   int64_t op = 0;
@@ -41,9 +80,12 @@ static void estimate_matrix_free(const ntk_config *cfg, const ntk_grid *g, int N
   term(e, "eigenvectors", tb->vectors);
   term(e, "training: gradient buffers", tb->grads);
   term(e, "measurement schedule", tb->schedule);
-  const int64_t persistent =
+  const int64_t test_ref = ntk_train_test_memory(cfg, g, N, n_test, k);
+  term(e, "training: test-loss prediction reference", test_ref);
+  const int64_t persistent = ntk_size_add(
       ntk_size_add(ntk_size_add(data, mb->params),
-                   ntk_size_add(tb->vectors, ntk_size_add(tb->grads, tb->schedule)));
+                   ntk_size_add(tb->vectors, ntk_size_add(tb->grads, tb->schedule))),
+      test_ref);
   term(e, "forward gathered panels", mb->forward_panels);
   term(e, "Fourier features", mb->fourier);
   term(e, "forward states h, z", mb->states);
@@ -57,23 +99,14 @@ static void estimate_matrix_free(const ntk_config *cfg, const ntk_grid *g, int N
       ntk_size_add(states, ntk_size_add(op, basis)),
       ntk_size_max(ntk_size_add(mb->signals, ntk_panel_bytes_sum(mb->backward_panels)),
                    mb->forward_panels));
-  const int64_t phase_train =
-      training ? ntk_size_add(states, ntk_size_max(ntk_size_add(mb->signals,
-                                                                ntk_panel_bytes_sum(mb->backward_panels)),
-                                                   mb->forward_panels))
-               : 0;
   const int64_t stage = ntk_output_stage_bytes(cfg->output.save_eigenvectors ? tb->vectors : 0);
   if (stage > 0) term(e, "output write staging", stage);
-  const char *names[4] = {"forward pass", "matrix-free eigensolve", "training step", "output"};
-  const int64_t phases[4] = {phase_fwd, phase_eig, phase_train, stage};
-  int top = 0;
-  for (int i = 1; i < 4; ++i)
-    if (phases[i] > phases[top]) top = i;
-  e->persistent = (double)persistent;
-  e->phase_ntk = (double)phase_fwd;
-  e->phase_eig = (double)phase_eig;
-  e->peak_phase = names[top];
-  e->peak = e->baseline + e->runtime + (double)ntk_size_add(persistent, phases[top]);
+  const int64_t phase_cross = cross_kernel_bytes(cfg, g, N, n_test, d, k, mb, test_ref, e);
+  const char *const names[NTK_MEM_PHASES] = {"forward pass", "matrix-free eigensolve",
+                                              "training step", "output", "cross kernel"};
+  const int64_t phases[NTK_MEM_PHASES] = {phase_fwd, phase_eig, training ? train_step_bytes(mb) : 0,
+                                          stage, phase_cross};
+  estimate_peak(e, persistent, names, phases);
 }
 
 /* Every size comes from the module that allocates it (ntk_data_memory, ntk_model_memory,
@@ -98,7 +131,7 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
   ntk_train_memory(cfg, g, N, d, k, &tb);
   const int64_t data = ntk_data_memory(g, N, n_test, d, k);
   if (cfg->ntk.method == NTK_METHOD_MATRIX_FREE) {
-    estimate_matrix_free(cfg, g, N, d, k, &mb, &tb, data, e);
+    estimate_matrix_free(cfg, g, N, n_test, d, k, &mb, &tb, data, e);
     return;
   }
   /* "auto" runs a solver chosen by the shapes: the estimate is that solver's; with
@@ -155,36 +188,17 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
   if (drift > 0) term(e, "training: Theta_t - Theta_0 eigensolve", drift);
   phase_eig = ntk_size_max(phase_eig, drift);
   /* a training step: forward states, backward signals and Fourier features again */
-  const int64_t phase_train =
-      training ? ntk_size_add(ntk_size_add(mb.fourier, mb.states),
-                              ntk_size_max(ntk_size_add(mb.signals, ntk_panel_bytes_sum(mb.backward_panels)),
-                                           mb.forward_panels))
-               : 0;
-  /* step 0 with a test set: the cross kernel Theta_0(X_test, X), assembled from both sets'
-   * forward passes (the test set's signals recorded) */
-  const int64_t cross =
-      test_ref > 0 ? ntk_ntk_cross_memory(cfg, g, n_test, N, d, k) : 0;
-  if (cross > 0) term(e, "training: cross kernel (step 0)", cross);
-  const int64_t phase_cross =
-      cross > 0 ? ntk_size_add(ntk_size_add(cross, ntk_size_add(mb.fourier, mb.states)),
-                               ntk_size_add(mb.signals, ntk_panel_bytes_sum(mb.backward_panels)))
-                : 0;
+  const int64_t phase_train = training ? train_step_bytes(&mb) : 0;
+  const int64_t phase_cross = cross_kernel_bytes(cfg, g, N, n_test, d, k, &mb, test_ref, e);
   /* writing the kernel or the vectors stages a local block */
   const int64_t stage = ntk_output_stage_bytes(
       ntk_size_max(cfg->output.save_ntk ? B : 0, cfg->output.save_eigenvectors ? tb.vectors : 0));
   if (stage > 0) term(e, "output write staging", stage);
 
-  const char *names[5] = {"NTK assembly", "eigensolve", "training step", "output",
-                          "cross kernel"};
-  const int64_t phases[5] = {phase_ntk, phase_eig, phase_train, stage, phase_cross};
-  int top = 0;
-  for (int i = 1; i < 5; ++i)
-    if (phases[i] > phases[top]) top = i;
-  e->persistent = (double)persistent;
-  e->phase_ntk = (double)phase_ntk;
-  e->phase_eig = (double)phase_eig;
-  e->peak_phase = names[top];
-  e->peak = e->baseline + e->runtime + (double)ntk_size_add(persistent, phases[top]);
+  const char *const names[NTK_MEM_PHASES] = {"NTK assembly", "eigensolve", "training step",
+                                              "output", "cross kernel"};
+  const int64_t phases[NTK_MEM_PHASES] = {phase_ntk, phase_eig, phase_train, stage, phase_cross};
+  estimate_peak(e, persistent, names, phases);
 }
 
 void ntk_memory_print(const ntk_mem_estimate *e) {
