@@ -6,7 +6,8 @@ recomputed residual below the tolerance; the metrics that need the whole kernel 
 named in the root attribute `not_computed`; a training run's lambda_max trajectory and
 kernel-regime prediction against the dense run's; bad keys refused in one line (exit
 status 2); the memory refusal of a dense run naming the matrix-free method and its
-estimate.  Sections: eigen train refuse memory (eigen_long: N = 2048, run only when named).
+estimate; SIGTERM and --resume of a matrix-free training run (its checkpoint has no
+Theta_0) equal to an uninterrupted run.  Sections: eigen train resume refuse memory (eigen_long: N = 2048, run only when named).
 
 Tolerances: the eigensolver stops at ||Theta u - lambda u|| <= 1e-10 lambda; for a symmetric
 operator the eigenvalue error is then about (1e-10 lambda)^2 / gap plus the rounding of a
@@ -137,6 +138,37 @@ if section("train"):
         R.check(m["@"].get("learning_rate") is not None and
                 abs(m["@"]["learning_rate"] / d["@"]["learning_rate"] - 1) <= 1e-10,
                 "train: the learning rate from lambda_max(Theta_0)")
+
+if section("resume"):
+    # a checkpoint without Theta_0 (matrix-free keeps none): SIGTERM after the step-1000
+    # measurement, --resume, and the trajectory equals an uninterrupted run's bitwise
+    import signal
+    import subprocess
+    text = BASE.format(width=32, depth=2, act="tanh", trainable="false", survival=1.0,
+                       network="eval", n=64).replace("top_k: 16", "top_k: 8") + \
+        "train: {steps: 3000, lr_scale: 0.5, measure: every, measure_every: 1000}\n"
+    _, full, _ = run_cfg("resume_full", text, 2, ["--set", "ntk.method=matrix_free"])
+    cfg = H.write_config(tmp, "resume_part.yaml", text)
+    part = os.path.join(tmp, "resume_part.h5")
+    args = ["run", cfg, "--set", "ntk.method=matrix_free", "--set", "output.path=" + part]
+    proc = subprocess.Popen(["mpirun", "-q", "-np", "2", H.NTKSPEC] + args, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    out = ""
+    for line in proc.stdout:
+        out += line
+        if "step 1000:" in line:
+            os.killpg(proc.pid, signal.SIGTERM)
+            break
+    out += proc.communicate(timeout=H.limit(300))[0]
+    R.check("interrupted at step" in out, "resume: the run was interrupted: " + out[-800:])
+    p = H.run(args + ["--resume"], np=2, timeout=300)
+    R.check(p.returncode == 0, "resume: --resume: " + p.stderr[-800:])
+    if os.path.exists(full) and os.path.exists(part):
+        a, b = traj(full), traj(part)
+        for k in ("step", "eigenvalues", "eigenpair_residual", "train_loss", "predicted_train_loss",
+                  "residual_energy"):
+            R.check(np.array_equal(a[k], b[k]), "resume: %s equal to the uninterrupted run's" % k)
+        R.check(b["@"].get("resume_count") == 1, "resume: resume_count 1")
 
 if section("refuse"):
     cfg = H.write_config(tmp, "refuse.yaml", BASE.format(width=32, depth=1, act="relu", trainable="false",
