@@ -210,5 +210,21 @@ if len(files) == 4:
         if len(rows) == 2:
             R.check(float(rows[1][8]) < float(rows[0][8]) and float(rows[1][12]) <= float(rows[0][12]),
                     "compute and memory per rank fall from 16 to 64 nodes: %s" % rows)
+        # the matrix-free method (issue 18) from the same rates
+        p = subprocess.run([sys.executable, tool, "predict-mf", "--rates", rates, "--N", "1000000",
+                            "--nodes", "16,64"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        rows = [l.split() for l in p.stdout.splitlines()[2:]]
+        R.check(p.returncode == 0 and [r[0] for r in rows] == ["16", "64"],
+                "predict-mf prints one row per node count: " + p.stdout)
+        if len(rows) == 2:
+            R.check(float(rows[1][5]) < float(rows[0][5]) and float(rows[1][8]) < float(rows[0][8]),
+                    "matrix-free compute and memory per rank fall from 16 to 64 nodes: %s" % rows)
+
+# the matrix-free product's flops are ntk_ntkvp_flops's (its leading term 8 k L N n^2) and
+# its words on a tall grid do not depend on N
+f = PM.mf_product_flops(4096, 1024, 4)
+R.check(abs(f / (8.0 * 4 * 4096 * 1024 ** 2) - 1) < 0.1, "mf flops ~ 8 L N n^2: %g" % f)
+R.check(PM.mf_words(4096, 256, 4, 16, tall=True) == PM.mf_words(65536, 256, 4, 16, tall=True),
+        "tall-grid words independent of N")
 
 sys.exit(R.finish())
