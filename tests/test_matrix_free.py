@@ -4,7 +4,7 @@
 trainable Fourier features, on 1, 2 and 4 ranks (N = 128; 2048 in eigen_long); the exact trace and layer traces; every
 recomputed residual below the tolerance; the metrics that need the whole kernel NaN and
 named in the root attribute `not_computed`; a training run's lambda_max trajectory and
-kernel-regime prediction against the dense run's; bad keys refused in one line (exit
+kernel-regime train and test predictions against the dense run's; bad keys refused in one line (exit
 status 2); the memory refusal of a dense run naming the matrix-free method and its
 estimate; SIGTERM and --resume of a matrix-free training run (its checkpoint has no
 Theta_0) equal to an uninterrupted run.  Sections: eigen train resume refuse memory (eigen_long: N = 2048, run only when named).
@@ -115,7 +115,7 @@ if section("eigen_long", only=sys.argv[1:] or ["none"]):
 if section("train"):
     # 30 GD steps measured every 10: the top-16 with vectors, the prediction from Theta_0's
     text = BASE.format(width=64, depth=2, act="tanh", trainable="false", survival=1.0,
-                       network="eval", n=128) + \
+                       network="eval", n=128).replace("n_test: 0", "n_test: 32") + \
         "train: {steps: 30, lr_scale: 0.5, measure: every, measure_every: 10}\n"
     _, dpath, _ = run_cfg("train_dense", text, 2)
     _, mpath, _ = run_cfg("train_mf", text, 2, ["--set", "ntk.method=matrix_free"])
@@ -126,7 +126,8 @@ if section("train"):
         R.check(e <= TOL, "train: lambda_max trajectory differs by %.3e relative" % e)
         e = rel(m["eigenvalues"], d["eigenvalues"])
         R.check(e <= TOL, "train: eigenvalue trajectory differs by %.3e relative" % e)
-        for k in ("train_loss", "stability_ratio", "predicted_train_loss"):
+        for k in ("train_loss", "test_loss", "stability_ratio", "predicted_train_loss",
+                  "predicted_test_loss"):
             e = rel(m[k], d[k])
             R.check(e <= 1e-9, "train: %s differs by %.3e relative" % (k, e))
         # energies along eigenvectors: as accurate as the vectors, ~ residual / gap
