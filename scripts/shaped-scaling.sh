@@ -18,7 +18,9 @@
 # Writes OUT/s_RATE_lLINKS_pP_R.h5 (one run), OUT/pingpong_RATE_lLINKS.txt,
 # OUT/pingpong_pK_unshaped.txt (K = 2, 4 hosts), OUT/pingpong_RATE_lLINKS_small.txt (8 B to
 # 8 KiB, 200 back-to-back repeats each: the eager messages' sustained rate past tbf's burst,
-# PDSYTTRD's per-column transposes), OUT/shape_RATE.txt (the tbf parameters),
+# PDSYTTRD's per-column transposes), OUT/pingpong_RATE_lLINKS_idle.txt (2 MiB exchanges
+# after 200 ms of idle link each: both directions at once, the other end of the pair
+# factor), OUT/shape_RATE.txt (the tbf parameters),
 # OUT/tcp_wmem.txt (TCP's send buffers) and OUT/runs.tsv (per run: the load average before
 # it, and the bytes each host's link carried each way).  The cluster is torn down at the
 # end, also after a failure or a signal.
@@ -78,6 +80,7 @@ for rate in "${SHAPES[@]}"; do
     # once came out 1.06 between 2.2 at 512 KiB and 2.0 at 8 MiB)
     mpi 2 "$PINGPONG" 200 "$PP_MAX" "$PP_MIN" > "$OUT/pingpong_${rate}_l$links.txt"
     mpi 2 "$PINGPONG" 200 8192 > "$OUT/pingpong_${rate}_l${links}_small.txt"
+    mpi 2 "$PINGPONG" 200 2097152 2097152 200 > "$OUT/pingpong_${rate}_l${links}_idle.txt"
     for ((r = 1; r <= REPS; r++)); do
       for k in 1 2 4; do  # interleaved: a slow spell of the machine hits every host count alike
         f=$OUT/s_${rate}_l${links}_p${k}_$r.h5
