@@ -152,6 +152,11 @@ R.check(abs(PM.pair_factor_eager(pe, 10e6) - 1.5) < 1e-12, "eager pair factor: e
 with open(pe, "w") as f:
     f.write("8192 3e-05 3e-05 %r 1\n" % (0.1 * one_way))
 R.check(PM.pair_factor_eager(pe, 10e6) == 1.0, "eager pair factor: at least 1 (an undrained bucket)")
+# the band's two ends differ on a two_proc exchange by (pair - pair_idle) one-way transfers
+n1 = PM.net_tcp(30e6, 25e-6, burst=131072, pair=2.06)
+n2 = PM.net_tcp(30e6, 25e-6, burst=131072, pair=1.03)
+R.check(abs(PM.allgatherv_time(2, 2, 262144, n1) - PM.allgatherv_time(2, 2, 262144, n2) -
+            1.03 * PM.transfer(262144, n1)) < 1e-12, "2 MiB exchange: turns minus at once = 1.03 transfers")
 # one rank: the network changes nothing
 one = one_rates
 R.check(PM.predict(one, 1024, 1024, 4, 1, 2, net=net) == PM.predict(one, 1024, 1024, 4, 1, 2),
@@ -188,6 +193,28 @@ if len(files) == 4:
     R.check(p.returncode == 0 and "alpha 25.0/25.0 us" in p.stdout and len(rows) == 1 + 3 * 4 and
             rows[1].startswith("forward,1,") and rows[5].startswith("forward,2,100mbit,1,2,"),
             "shaped: one row per phase and host count (1, 2, 4), pair factor 2: %s %s" % (p.stdout[-600:], rows[:6]))
+    import csv
+    # without the idle-link benchmark the band is the one prediction
+    got = list(csv.DictReader(open(out))) if os.path.exists(out) else []
+    R.check(len(got) == 12 and all(r["pair_idle"] == "2" and r["predicted_duplex"] == r["predicted"] for r in got),
+            "shaped without pingpong_RATE_l1_idle.txt: duplex = model")
+    # with it (exchanges at the one-way time after an idle link): the 2-host Gram's two
+    # 0.5 MiB exchanges per Gram lose one one-way transfer each, 1-host rows do not change
+    with open(os.path.join(sh, "pingpong_100mbit_l1_idle.txt"), "w") as f:
+        f.write(pp.replace("0.34 1", "0.17 1"))
+    with open(os.path.join(sh, "shape_100mbit.txt"), "w") as f:   # these runs' exchanges fit a burst
+        f.write("links: tbf rate 100mbit burst 0 latency 10ms at each end\n")
+    p = subprocess.run([sys.executable, os.path.join(H.SOURCE_DIR, "tools", "perf_model.py"), "shaped", sh,
+                        "--cores", "2", "--csv", out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    got = {(r["phase"], r["hosts"]): r for r in csv.DictReader(open(out))} if p.returncode == 0 else {}
+    g2 = got.get(("gram", "2"), {})
+    e2 = got.get(("eigensolve", "2"), {})
+    R.check(len(got) == 12 and all(got[(ph, "1")]["predicted_duplex"] == got[(ph, "1")]["predicted"]
+                                   for ph in PM.COMM) and
+            g2.get("pair_idle") == "1" and float(g2["predicted_duplex"]) < float(g2["predicted"]) and
+            e2.get("predicted_duplex") == e2.get("predicted"),
+            "shaped with the idle-link benchmark: 1 host and the 2-host eigensolve (one-way copies) "
+            "unchanged, the 2-host Gram's exchanges shorter: %s" % (p.stdout[-400:]))
 
 if len(files) == 4:
     rates = os.path.join(tmp, "rates.json")

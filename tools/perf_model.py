@@ -173,7 +173,10 @@ def net_cluster(alpha, bw, bcast=True):
 
 def pair_factor(path, size=2097152):
     """bench_pingpong's output: a pairwise exchange of `size` bytes over a one-way transfer
-    (the medians)."""
+    (the medians).  Two ends of the same exchange (run5, docs/SCALING.md): back to back
+    (pingpong_RATE_lL.txt) the two directions of one TCP connection take turns, about 2;
+    after 200 ms of idle link each (bench_pingpong's idle_ms, pingpong_RATE_lL_idle.txt)
+    they run at once, about 1."""
     with open(path) as f:
         for line in f:
             x = line.split()
@@ -650,8 +653,9 @@ def shaped(folder, cores, stat, csv_path=None, runs_csv=None, markdown=False):
                              sum(1 for r in runs if r["P"] == 1),
         ", ".join("%s %.1f" % (k, v / 1e9) for k, v in m["rates"].items())))
     print("measured: the %s over the repeats (max over ranks); error = predicted / measured - 1" % stat)
-    print("%-10s %5s %8s %5s %5s %5s %4s %6s %9s %9s %9s %7s" % ("phase", "hosts", "rate", "links", "pair", "eager", "runs",
-                                                          "load", "min", "median", "predicted", "error"))
+    print("%-10s %5s %8s %5s %5s %5s %4s %6s %9s %9s %9s %7s %9s %7s %7s" % (
+        "phase", "hosts", "rate", "links", "pair", "eager", "runs", "load", "min", "median", "predicted", "error",
+        "duplex", "error", "band"))
     rows, worst = [], 0.0
     # 1-host rows: the compute rates' own fit (all 1-host runs together), for reference
     keys = sorted({(r["rate"], r["links"], r["P"]) for r in runs},
@@ -667,27 +671,44 @@ def shaped(folder, cores, stat, csv_path=None, runs_csv=None, markdown=False):
         t = predict(m, r0["N"], r0["n"], r0["L"], P, cores, 1, net=net, passes=r0["passes"])
         # the timers' maximum over ranks: the backward carries the Grams' one-way tails
         t["backward"] += backward_drain(r0["N"], r0["n"], r0["L"], P, net, sndbuf)
+        # the other end of the band (since run5): every large exchange with its two
+        # directions at once, the pair factor of exchanges after an idle link; without the
+        # benchmark (run2-run4) the band is the one prediction
+        idle = os.path.join(folder, "pingpong_%s_l%d_idle.txt" % (rate, links))
+        pair_idle = pair_factor(idle) if os.path.exists(idle) else pair
+        net_d = net_tcp(tc_rate(rate), alpha[min(max(P, 2), 4)], bursts[rate], pair_idle, pair_eager=eager)
+        td = predict(m, r0["N"], r0["n"], r0["L"], P, cores, 1, net=net_d, passes=r0["passes"])
+        td["backward"] += backward_drain(r0["N"], r0["n"], r0["L"], P, net_d, sndbuf)
         for ph in COMM + ["eigensolve"]:
             v = sorted(r["t"][ph] for r in rs)
             med = v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
             meas = v[0] if stat == "min" else med
             err = t[ph] / meas - 1.0
+            err_d = td[ph] / meas - 1.0
+            lo, hi = min(td[ph], t[ph]), max(td[ph], t[ph])
+            band = 0.0 if lo <= meas <= hi else (lo / meas - 1.0 if meas < lo else hi / meas - 1.0)
             worst = max(worst, abs(err))
             load = sum(r["load"] for r in rs) / len(rs)
             rows.append({"phase": ph, "hosts": P, "rate": rate, "links": links, "pair": pair,
-                         "pair_eager": net["pair_eager"], "runs": len(rs), "load": round(load, 2), "measured_min": v[0], "measured_median": med,
-                         "predicted": t[ph], "error": err})
-            print("%-10s %5d %8s %5d %5.2f %5.2f %4d %6.1f %9.3f %9.3f %9.3f %+6.0f%%" % (
-                ph, P, rate, links, pair, net["pair_eager"], len(rs), load, v[0], med, t[ph], 100 * err))
+                         "pair_eager": net["pair_eager"], "pair_idle": pair_idle, "runs": len(rs),
+                         "load": round(load, 2), "measured_min": v[0], "measured_median": med,
+                         "predicted": t[ph], "error": err, "predicted_duplex": td[ph],
+                         "error_duplex": err_d, "outside_band": band})
+            print("%-10s %5d %8s %5d %5.2f %5.2f %4d %6.1f %9.3f %9.3f %9.3f %+6.0f%% %9.3f %+6.0f%% %+6.0f%%" % (
+                ph, P, rate, links, pair, net["pair_eager"], len(rs), load, v[0], med, t[ph], 100 * err,
+                td[ph], 100 * err_d, 100 * band))
     print("largest error: %.0f%%" % (100 * worst))
     if markdown:
-        print("\n| phase | hosts | rate | links | pair | eager | runs | load | min [s] | median [s] | model [s] | error |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        def bold(e):
+            return "%s%+.0f%%%s" % ("**" if abs(e) > 0.25 else "", 100 * e, "**" if abs(e) > 0.25 else "")
+        print("\n| phase | hosts | rate | links | pair | idle | eager | runs | load | min [s] | median [s] "
+              "| model [s] | error | duplex [s] | error | outside band |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            print("| %s | %d | %s | %d | %.2f | %.2f | %d | %.1f | %.3f | %.3f | %.3f | %s%+.0f%%%s |" % (
-                r["phase"], r["hosts"], r["rate"], r["links"], r["pair"], r["pair_eager"], r["runs"], r["load"],
-                r["measured_min"], r["measured_median"], r["predicted"], "**" if abs(r["error"]) > 0.25 else "",
-                100 * r["error"], "**" if abs(r["error"]) > 0.25 else ""))
+            print("| %s | %d | %s | %d | %.2f | %.2f | %.2f | %d | %.1f | %.3f | %.3f | %.3f | %s | %.3f | %s | %s |" % (
+                r["phase"], r["hosts"], r["rate"], r["links"], r["pair"], r["pair_idle"], r["pair_eager"],
+                r["runs"], r["load"], r["measured_min"], r["measured_median"], r["predicted"], bold(r["error"]),
+                r["predicted_duplex"], bold(r["error_duplex"]), bold(r["outside_band"])))
     if csv_path:
         import csv
         with open(csv_path, "w", newline="") as f:
