@@ -333,7 +333,7 @@ static void show_state(info_file *in, long long T) {
   else if (!strcmp(status, NTK_STATUS_RUNNING))
     why = "the run is still going, or was killed before it could close the file";
   else if (!strcmp(status, NTK_STATUS_INTERRUPTED))
-    why = "stopped by SIGTERM/SIGUSR1 (e.g. a SLURM time limit) after writing a checkpoint: "
+    why = "stopped by SIGTERM/SIGINT/SIGUSR1 (e.g. a SLURM time limit) after writing a checkpoint: "
           "continue with ntkspec run CONFIG --resume";
   else if (!strcmp(status, NTK_STATUS_DIVERGED))
     why = "training stopped: the loss or the kernel stopped being finite, or the train loss "

@@ -211,7 +211,7 @@ const ntk_config_key ntk_config_keys[] = {
           "stop with status diverged when the train loss exceeds this times the initial loss "
           "(NaN or Inf always does)"),
     K_INT("train.checkpoint_every", train.checkpoint_every, "0", 0, IMAX,
-          "write a checkpoint every this many steps (0 = only on SIGTERM/SIGUSR1)"),
+          "write a checkpoint every this many steps (0 = only on SIGTERM/SIGINT/SIGUSR1)"),
     K_STR("train.checkpoint", train.checkpoint, "", 0, NULL,
           "checkpoint file (empty = output.path + \".ckpt\")"),
 

@@ -277,7 +277,7 @@ int ntk_checkpoint_read(ntk_trainer *t, long long *step) {
   int rc = NTK_OK;
   if (t->g->rank == 0 && access(path, R_OK) != 0)
     rc = ntk_err_set(NTK_ERR_INPUT,
-                     "--resume: no checkpoint %s (a run writes one on SIGTERM/SIGUSR1 or every "
+                     "--resume: no checkpoint %s (a run writes one on SIGTERM/SIGINT/SIGUSR1 or every "
                      "train.checkpoint_every steps)",
                      path);
   NTK_CHECK(ntk_err_share0(t->g->comm, rc));
