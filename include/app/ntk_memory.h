@@ -27,6 +27,7 @@ typedef struct {
   double persistent;    /* data + parameters, alive the whole run */
   double phase_ntk;     /* forward states + max(signals + Gram panels, transpose) + scratch */
   double phase_eig;     /* eigensolver copy, Z, workspace, reordering (or the drift solve) */
+  const char *phase_ntk_name, *phase_eig_name; /* what the method calls these two phases */
   double peak;          /* baseline + runtime + persistent + max(phase) */
   const char *peak_phase; /* the phase of the peak: "NTK assembly", "eigensolve", ... */
   int nterms;

@@ -59,6 +59,8 @@ static void estimate_peak(ntk_mem_estimate *e, int64_t persistent,
   e->persistent = (double)persistent;
   e->phase_ntk = (double)phases[0];
   e->phase_eig = (double)phases[1];
+  e->phase_ntk_name = names[0];
+  e->phase_eig_name = names[1];
   e->peak_phase = names[top];
   e->peak = e->baseline + e->runtime + (double)ntk_size_add(persistent, phases[top]);
 }
@@ -208,8 +210,11 @@ void ntk_memory_print(const ntk_mem_estimate *e) {
   for (int i = 0; i < e->nterms; ++i)
     if (e->terms[i].bytes > 0)
       ntk_log_raw("  %-38s %10.1f MiB\n", e->terms[i].name, e->terms[i].bytes / MIB);
-  ntk_log_raw("  %-38s %10.1f MiB\n", "phase peak: NTK assembly", (e->persistent + e->phase_ntk) / MIB);
-  ntk_log_raw("  %-38s %10.1f MiB\n", "phase peak: eigensolve", (e->persistent + e->phase_eig) / MIB);
+  char label[64];
+  snprintf(label, sizeof label, "phase peak: %s", e->phase_ntk_name);
+  ntk_log_raw("  %-38s %10.1f MiB\n", label, (e->persistent + e->phase_ntk) / MIB);
+  snprintf(label, sizeof label, "phase peak: %s", e->phase_eig_name);
+  ntk_log_raw("  %-38s %10.1f MiB\n", label, (e->persistent + e->phase_eig) / MIB);
   ntk_log_raw("  %-38s %10.1f MiB (%s)\n", "estimated peak", e->peak / MIB, e->peak_phase);
 }
 
