@@ -142,12 +142,14 @@ if section("train"):
 
 if section("resume"):
     # a checkpoint without Theta_0 (matrix-free keeps none): SIGTERM after the step-1000
-    # measurement, --resume, and the trajectory equals an uninterrupted run's bitwise
+    # measurement, --resume, and the trajectory equals an uninterrupted run's bitwise.
+    # A measurement every 100 steps keeps 20 eigensolves after step 1000: with only plain
+    # steps left a quiet machine finished the run before mpirun forwarded the line
     import signal
     import subprocess
     text = BASE.format(width=32, depth=2, act="tanh", trainable="false", survival=1.0,
                        network="eval", n=64).replace("top_k: 16", "top_k: 8") + \
-        "train: {steps: 3000, lr_scale: 0.5, measure: every, measure_every: 1000}\n"
+        "train: {steps: 3000, lr_scale: 0.5, measure: every, measure_every: 100}\n"
     _, full, _ = run_cfg("resume_full", text, 2, ["--set", "ntk.method=matrix_free"])
     cfg = H.write_config(tmp, "resume_part.yaml", text)
     part = os.path.join(tmp, "resume_part.h5")
