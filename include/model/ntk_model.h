@@ -78,6 +78,12 @@ void ntk_mask_draw(const ntk_config *cfg, long long step, long long sample, doub
 /* The one network ntk.network: mask measures at `step`: depth.mask when given, else the
  * training mask of the step (sample 0).  The empirical and the analytic kernel both use it. */
 void ntk_mask_measured(const ntk_config *cfg, long long step, double *xi);
+/* The networks ntk.network measures at `step`: ntk_network_count of them (mask_samples for
+ * mask_average, else 1).  Network q's mask goes into xi (returns 1), or 0 is returned for
+ * the evaluation network (xi untouched).  The dense kernel and the matrix-free product
+ * both take their masks from here, so they measure the same networks. */
+int ntk_network_count(const ntk_config *cfg);
+int ntk_network_mask(const ntk_config *cfg, long long step, int q, double *xi);
 
 /* Collective forward pass on X (N x d); fwd is allocated here, free with
  * ntk_forward_free.  xi == NULL means the evaluation network. */

@@ -180,6 +180,18 @@ void ntk_mask_measured(const ntk_config *cfg, long long step, double *xi) {
     ntk_mask_draw(cfg, step, 0, xi);
 }
 
+int ntk_network_count(const ntk_config *cfg) {
+  return cfg->ntk.network == NTK_NETWORK_MASK_AVERAGE ? cfg->ntk.mask_samples : 1;
+}
+
+int ntk_network_mask(const ntk_config *cfg, long long step, int q, double *xi) {
+  switch (cfg->ntk.network) {
+    case NTK_NETWORK_MASK: ntk_mask_measured(cfg, step, xi); return 1;
+    case NTK_NETWORK_MASK_AVERAGE: ntk_mask_draw(cfg, step, q, xi); return 1;
+    default: return 0;
+  }
+}
+
 void ntk_model_draw_mask(const ntk_model *M, long long step, long long sample, double *xi) {
   ntk_mask_draw(M->cfg, step, sample, xi);
 }

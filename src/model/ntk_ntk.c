@@ -280,19 +280,19 @@ static int kernel_for_config(const ntk_model *M, const ntk_dmat *Xl, const ntk_d
                 : compute_pair(M, Xl, X, NULL, method, cfg->ntk.chunk_mb, theta, group_trace);
       break;
     case NTK_NETWORK_MASK:
-      ntk_mask_measured(cfg, step, xi);
+      ntk_network_mask(cfg, step, 0, xi);
       err = compute_pair(M, Xl, X, xi, method, cfg->ntk.chunk_mb, theta, group_trace);
       break;
     case NTK_NETWORK_MASK_AVERAGE: {
       ntk_dmat one = {0};
       double *tr = calloc((size_t)ng, sizeof(double));
-      const int S = cfg->ntk.mask_samples;
+      const int S = ntk_network_count(cfg);
       if (!tr) { err = ntk_err_set(NTK_ERR_MEMORY, "out of memory"); break; }
       if ((err = ntk_dmat_create(M->g, theta->m, theta->n, &one))) { free(tr); break; }
       ntk_dmat_zero(theta);
       if (group_trace) memset(group_trace, 0, (size_t)ng * sizeof(double));
       for (int s = 0; s < S && !err; ++s) {
-        ntk_model_draw_mask(M, step, s, xi);
+        ntk_network_mask(cfg, step, s, xi);
         err = compute_pair(M, Xl, X, xi, method, cfg->ntk.chunk_mb, &one, tr);
         const size_t len = (size_t)one.lld * one.nloc;
         for (size_t e = 0; e < len && !err; ++e) theta->a[e] += one.a[e] / S;

@@ -187,31 +187,19 @@ static int create_body(ntk_ntkvp *op, const ntk_forward *eval_fwd, long long ste
   const ntk_grid *g = M->g;
   const int N = op->X->m, n = M->n, L = M->L, k = M->k;
   double *xi;
-  op->nnet = cfg->ntk.network == NTK_NETWORK_MASK_AVERAGE ? cfg->ntk.mask_samples : 1;
+  op->nnet = ntk_network_count(cfg);
   NTK_ALLOC(op->fwd, op->nnet, "ntkvp forward states");
   NTK_ALLOC(op->owned, op->nnet, "ntkvp forward states");
   NTK_ALLOC(op->group_trace, NTK_NGROUPS(L), "ntkvp group traces");
   NTK_ALLOC(xi, L > 0 ? L : 1, "mask");
   int err = NTK_OK;
   for (int q = 0; q < op->nnet && !err; ++q) {
-    switch (cfg->ntk.network) {
-      case NTK_NETWORK_EVAL:
-        if (eval_fwd) {
-          op->fwd[q] = *eval_fwd;
-          continue;
-        }
-        err = ntk_model_forward(M, op->X, NULL, &op->fwd[q]);
-        break;
-      case NTK_NETWORK_MASK:
-        ntk_mask_measured(cfg, step, xi);
-        err = ntk_model_forward(M, op->X, xi, &op->fwd[q]);
-        break;
-      case NTK_NETWORK_MASK_AVERAGE:
-        ntk_model_draw_mask(M, step, q, xi); /* the draws of ntk_ntk_for_config */
-        err = ntk_model_forward(M, op->X, xi, &op->fwd[q]);
-        break;
-      default: err = ntk_err_set(NTK_ERR_INTERNAL, "unknown ntk.network %d", cfg->ntk.network);
+    const int masked = ntk_network_mask(cfg, step, q, xi);
+    if (!masked && eval_fwd) {
+      op->fwd[q] = *eval_fwd; /* borrowed: not owned */
+      continue;
     }
+    err = ntk_model_forward(M, op->X, masked ? xi : NULL, &op->fwd[q]);
     if (!err) op->owned[q] = 1;
   }
   free(xi);
