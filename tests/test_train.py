@@ -417,6 +417,35 @@ if section("restart"):
     p = H.run(["run", cfg, "-q", "--resume", "--set", "output.path=" + os.path.join(tmp, "none.h5")], np=1)
     R.check(p.returncode == 2 and "checkpoint" in p.stderr, "resume without a checkpoint: " + p.stderr[-300:])
 
+    # --stop-at: a run in three pieces (stop at 100, resume and stop at 380, resume to the
+    # end) equals the uninterrupted run bitwise; each piece ends as an interruption does
+    pc = os.path.join(tmp, "pieces.h5")
+    base = ["run", cfg, "-q", "--set", "output.path=" + pc]
+    for extra, step in ((["--stop-at", "100"], 100), (["--resume", "--stop-at=380"], 380)):
+        p = H.run(base + extra, np=2)
+        R.check(p.returncode == 3, "--stop-at %d: exit status 3 (%d): %s" % (step, p.returncode, p.stderr[-300:]))
+        with h5py.File(pc, "r") as f:
+            R.check(f.attrs["status"] == "interrupted" and f.attrs["last_step"] == step,
+                    "--stop-at %d: status %s at step %s" % (step, f.attrs["status"], f.attrs["last_step"]))
+        with h5py.File(pc + ".ckpt", "r") as f:
+            R.check(f.attrs["step"] == step, "--stop-at %d: checkpoint at step %d" % (step, f.attrs["step"]))
+    # at or before the checkpoint: nothing to do, refused, the file left as it was
+    p = H.run(base + ["--resume", "--stop-at", "380"], np=2)
+    R.check(p.returncode == 2 and "--stop-at 380" in p.stderr and "step 380" in p.stderr,
+            "--stop-at at the checkpoint's step refused: " + p.stderr[-300:])
+    p = H.run(base + ["--resume"], np=2)
+    R.check(p.returncode == 0, "resume after two pieces: " + p.stderr[-500:])
+    same(traj(pc), Tref, "three --stop-at pieces vs uninterrupted")
+    with h5py.File(pc, "r") as f:
+        R.check(f.attrs["status"] == "complete" and f.attrs["resume_count"] == 2, "pieces: complete, resume_count 2")
+    for bad in ("0", "-5", "12x", ""):
+        p = H.run(["run", cfg, "-q", "--stop-at=" + bad, "--set", "output.path=" + os.path.join(tmp, "bad.h5")])
+        R.check(p.returncode == 2 and "--stop-at" in p.stderr and len(p.stderr.strip().splitlines()) == 1,
+                "--stop-at=%r refused in one line: %s" % (bad, p.stderr[-300:]))
+    p = H.run(["run", cfg, "-q", "--stop-at", "5", "--set", "train.steps=0",
+               "--set", "output.path=" + os.path.join(tmp, "bad.h5")])
+    R.check(p.returncode == 2 and "train.steps" in p.stderr, "--stop-at without training refused: " + p.stderr[-300:])
+
 if section("kill"):
     cfg = H.write_config(tmp, "restart_kill.yaml",
                          RESTART.replace("measure_every: 20}", "measure_every: 20, checkpoint_every: 50}"))

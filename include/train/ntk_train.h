@@ -55,9 +55,11 @@ int ntk_train_step(ntk_trainer *t, long long step, double *loss);
 
 /* Collective.  The training loop from `start` (0, or a checkpoint's step) to train.steps:
  * measures at the scheduled steps (the measurement of `start` is skipped when
- * start_measured), stops at a signal (checkpoint written) or on divergence. */
-int ntk_train_run(ntk_trainer *t, long long start, int start_measured, ntk_train_outcome *outcome,
-                  long long *last_step);
+ * start_measured), stops at a signal (checkpoint written) or on divergence.  stop_at > 0
+ * stops at that step boundary as a signal would (checkpoint written, NTK_TRAIN_INTERRUPTED):
+ * the same point on every run, where a signal's point depends on timing. */
+int ntk_train_run(ntk_trainer *t, long long start, int start_measured, long long stop_at,
+                  ntk_train_outcome *outcome, long long *last_step);
 
 /* The measurement steps of a config, ascending, without repeats, always with 0 and
  * train.steps (malloc'd; not collective).  NTK_ERR_INPUT, before anything is allocated,

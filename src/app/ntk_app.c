@@ -1,5 +1,6 @@
 #include "ntk_app.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@
 /* What `run` keeps beside the command's context (ntk_app_main). */
 typedef struct {
   int dry_run, resume; /* the options */
+  const char *stop_at_text;
+  long long stop_at; /* --stop-at, parsed; 0 = none */
   ntk_model model;
   ntk_trainer tr;
   ntk_train_outcome outcome;
@@ -38,9 +41,19 @@ typedef struct {
 } run_state;
 
 static int run_check_args(ntk_app_ctx *ctx) {
-  const run_state *st = ctx->state;
+  run_state *st = ctx->state;
   if (st->resume && ctx->cfg.train.steps == 0)
     return ntk_err_set(NTK_ERR_INPUT, "--resume: only a training run (train.steps > 0) can be resumed");
+  if (st->stop_at_text) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(st->stop_at_text, &end, 10);
+    if (end == st->stop_at_text || *end || errno || v < 1)
+      return ntk_err_set(NTK_ERR_INPUT, "--stop-at: expected a step >= 1, got '%s'", st->stop_at_text);
+    if (ctx->cfg.train.steps == 0)
+      return ntk_err_set(NTK_ERR_INPUT, "--stop-at: only a training run (train.steps > 0) stops at a step");
+    st->stop_at = v;
+  }
   return NTK_OK;
 }
 
@@ -190,6 +203,9 @@ static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
     NTK_CHECK(ntk_output_attr_string(out, "/", "last_resume_utc", start));
     ntk_timer_stop(NTK_PHASE_OUTPUT);
     ntk_log_info("resuming at step %lld of %d (learning rate %.6e)", first, cfg->train.steps, tr->lr);
+    if (st->stop_at > 0 && st->stop_at <= first)
+      return ntk_err_set(NTK_ERR_INPUT, "--stop-at %lld: the checkpoint is already at step %lld", st->stop_at,
+                         first);
   } else {
     ntk_timer_start(NTK_PHASE_OUTPUT);
     NTK_CHECK(ntk_app_ctx_open_output(ctx));
@@ -230,7 +246,7 @@ static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
 
   long long last = first;
   if (st->outcome != NTK_TRAIN_DIVERGED)
-    NTK_CHECK(ntk_train_run(tr, first, first_measured, &st->outcome, &last));
+    NTK_CHECK(ntk_train_run(tr, first, first_measured, st->stop_at, &st->outcome, &last));
   ntk_timer_start(NTK_PHASE_OUTPUT);
   NTK_CHECK(ntk_output_attr_int(out, "/", "unstable", tr->unstable || st->outcome == NTK_TRAIN_DIVERGED));
   NTK_CHECK(ntk_output_attr_int(out, "/", "last_step", last));
@@ -317,8 +333,9 @@ static void run_free(ntk_app_ctx *ctx) {
 int ntk_app_run(int argc, char **argv) {
   static run_state st;
   memset(&st, 0, sizeof st);
-  const ntk_app_option opts[] = {{"--dry-run", 0, &st.dry_run, NULL}, {"--resume", 0, &st.resume, NULL}};
-  const ntk_app_command cmd = {.name = "run", .opts = opts, .nopts = 2, .begin = run_begin,
+  const ntk_app_option opts[] = {{"--dry-run", 0, &st.dry_run, NULL}, {"--resume", 0, &st.resume, NULL},
+                                 {"--stop-at", 1, NULL, &st.stop_at_text}};
+  const ntk_app_command cmd = {.name = "run", .opts = opts, .nopts = 3, .begin = run_begin,
                                .check_args = run_check_args, .body = run_body,
                                .before_close = run_before_close, .report = run_report,
                                .free_state = run_free};

@@ -870,8 +870,8 @@ done:
 
 /* -------------------------------------------------------------------- loop -- */
 
-int ntk_train_run(ntk_trainer *t, long long start, int start_measured, ntk_train_outcome *outcome,
-                  long long *last_step) {
+int ntk_train_run(ntk_trainer *t, long long start, int start_measured, long long stop_at,
+                  ntk_train_outcome *outcome, long long *last_step) {
   const ntk_config *cfg = t->cfg;
   const long long T = cfg->train.steps;
   *outcome = NTK_TRAIN_COMPLETE;
@@ -888,8 +888,12 @@ int ntk_train_run(ntk_trainer *t, long long start, int start_measured, ntk_train
     if (s >= T) return NTK_OK;
     /* the step boundary: every rank leaves the loop here or none does */
     const int sig = ntk_signal_agree(t->g->comm);
-    if (sig) {
-      ntk_log_info("%s received: writing a checkpoint at step %lld", ntk_signal_name(sig), s);
+    const int stop = stop_at > 0 && s == stop_at;
+    if (sig || stop) {
+      if (sig)
+        ntk_log_info("%s received: writing a checkpoint at step %lld", ntk_signal_name(sig), s);
+      else
+        ntk_log_info("--stop-at %lld: writing a checkpoint", s);
       ntk_timer_start(NTK_PHASE_OUTPUT);
       int err = ntk_checkpoint_write(t, s);
       ntk_timer_stop(NTK_PHASE_OUTPUT);
