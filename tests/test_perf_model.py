@@ -105,6 +105,9 @@ R.check(abs(PM.allgatherv_time(2, 2, 1e6, net) - (25e-6 + 2.0 * PM.transfer(1e6,
         "two ranks both sending over one connection: the pair factor")
 R.check(abs(PM.allgatherv_time(2, 1, 1e6, net) - (25e-6 + PM.transfer(1e6, net))) < 1e-12,
         "two ranks, one sending: one transfer")
+R.check(abs(PM.allgatherv_time(2, 2, 1e6, PM.net_cluster(2e-6, 1e9, pair=1.12)) - (2e-6 + 1.12 * x)) < 1e-12
+        and PM.net_cluster(2e-6, 1e9, pair=1.12)["pair_eager"] == 1.0,
+        "a cluster's pair factor (TCP, two connections): the large exchanges only")
 R.check(abs(PM.allgatherv_time(8, 8, 1e4, cl) - (3 * 2e-6 + 7 * PM.transfer(1e4, cl))) < 1e-12,
         "bruck, all contribute: log2 q steps, q-1 blocks")
 # ntk_gather_blocks: one contributor of 32 broadcasts by a linear scatter of 32 pieces and a

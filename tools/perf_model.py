@@ -162,12 +162,14 @@ def net_tcp(rate_bps, alpha, burst=0.0, pair=1.0, bcast=True, pair_eager=None):
             "pair": pair, "bcast": bcast, "pair_eager": pair if pair_eager is None else pair_eager}
 
 
-def net_cluster(alpha, bw, bcast=True):
+def net_cluster(alpha, bw, bcast=True, pair=1.0):
     """An RDMA-class network: bw payload bytes/s per rank each way, full duplex.  bcast: the
     gathers where fewer than half the ranks contribute go as broadcasts from the
     contributors (ntk_gather_blocks, what ntkspec does since 2026-12-05); False: as one
-    MPI_Allgatherv (what it did before: a what-if)."""
-    return {"alpha": alpha, "bw": bw, "wire": 1.0, "burst": 0.0, "pair": 1.0, "bcast": bcast,
+    MPI_Allgatherv (what it did before: a what-if).  pair: a large pairwise exchange's time
+    over a one-way transfer (1: full duplex; Open MPI over TCP with btl_tcp_links 2 measured
+    1.07-1.12 on shaped links, run6 and run7); eager messages overlap (1)."""
+    return {"alpha": alpha, "bw": bw, "wire": 1.0, "burst": 0.0, "pair": pair, "bcast": bcast,
             "pair_eager": 1.0}
 
 
@@ -809,6 +811,10 @@ def main(argv=None):
                    help="how the one-way gathers along grid columns move: broadcasts from the "
                         "contributing ranks (what ntkspec does since 2026-12-05) or one "
                         "MPI_Allgatherv (what it did before: a what-if)")
+    p.add_argument("--pair", type=float, default=1.0,
+                   help="a large pairwise exchange's time over a one-way transfer: 1 on a "
+                        "full-duplex (RDMA) network; 1.07-1.12 measured for Open MPI over TCP "
+                        "with btl_tcp_links 2 (docs/SCALING.md, run6 and run7)")
     q = sub.add_parser("predict-mf", help="ntk.method matrix_free: one measurement's top K")
     q.add_argument("--rates", help="JSON from calibrate --save (its backward rate per core)")
     q.add_argument("--gemm-rate", type=float, default=10e9,
@@ -857,10 +863,14 @@ def main(argv=None):
         return 0
     if not a.rates:
         raise SystemExit("predict needs --rates (from calibrate --save)")
+    if not 1.0 <= a.pair <= 2.5:
+        raise SystemExit("predict: --pair must lie in [1, 2.5] (1: full duplex; 2: the two directions "
+                         "in turns), got %g" % a.pair)
     m = json.load(open(a.rates))
     print("N=%d n=%d L=%d, %d ranks/node, alpha %.1e s, %.1f GB/s network and %.0f GB/s memory "
-          "per node; column gathers by %s; PDSYEVR's reduction on the square grid" % (
-              a.N, a.n, a.L, a.ranks_per_node, a.alpha, a.node_bw / 1e9, a.node_mem_bw / 1e9, a.column_gather))
+          "per node; column gathers by %s; PDSYEVR's reduction on the square grid%s" % (
+              a.N, a.n, a.L, a.ranks_per_node, a.alpha, a.node_bw / 1e9, a.node_mem_bw / 1e9, a.column_gather,
+              "" if a.pair == 1.0 else "; pair factor %.2f" % a.pair))
     print("%6s %7s %9s %9s %9s %9s %9s %9s %9s %9s %9s %10s %9s" % (
         "nodes", "ranks", "forward", "backward", "gram", "hadamard", "eigen", "total", "compute",
         "bandwidth", "latency", "limit", "GiB/rank"))
@@ -868,7 +878,7 @@ def main(argv=None):
         P = nodes * a.ranks_per_node
         parts = {}
         # all ranks of a node communicate at once through its one network port
-        net = net_cluster(a.alpha, a.node_bw / a.ranks_per_node, a.column_gather == "bcast")
+        net = net_cluster(a.alpha, a.node_bw / a.ranks_per_node, a.column_gather == "bcast", a.pair)
         t = predict(m, a.N, a.n, a.L, P, P, nodes, a.block, mem_bw=a.node_mem_bw, parts=parts,
                     chunk_mb=a.chunk_mb, net=net)
         mem = memory_per_rank(a.N, a.n, a.L, P)[0] / 2 ** 30
