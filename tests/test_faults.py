@@ -159,6 +159,13 @@ data: {source: synthetic_1d, n_train: 24}
 grid: {block_size: 4}
 train: {steps: 400, lr_scale: 0.5, measure: every, measure_every: 10}
 """
+# TRAIN for the runs that a signal or a kill interrupts on reading a step line: the same
+# measurements (every 10 steps to 400), then 3600 plain steps, so that the rest of the run
+# outlasts mpirun's forwarding of the line on a fast machine (400 steps take a fraction of
+# a second there)
+SIGNALLED = TRAIN.replace("steps: 400, lr_scale: 0.5, measure: every, measure_every: 10",
+                          "steps: 4000, lr_scale: 0.5, measure: list, measure_steps: [%s]"
+                          % ", ".join(str(10 * i) for i in range(1, 41)))
 
 # ------------------------------------------------------------------ memory --
 if section("memory"):
@@ -236,7 +243,7 @@ grid: {block_size: 32}
 
 # -------------------------------------------------------------------- kill --
 if section("kill"):
-    cfg = H.write_config(tmp, "kill.yaml", TRAIN)
+    cfg = H.write_config(tmp, "kill.yaml", SIGNALLED)
     out = os.path.join(tmp, "kill.h5")
     proc = start_run(cfg, out, 2)
     steps = wait_for(proc, r"step 60:")
@@ -265,7 +272,7 @@ if section("kill"):
 def interrupted_run(name):
     """A 2-rank run stopped by SIGUSR1 (mpirun forwards it to the ranks, as a SLURM
     --signal does): PATH (status interrupted) and PATH.ckpt."""
-    cfg = H.write_config(tmp, name + ".yaml", TRAIN)
+    cfg = H.write_config(tmp, name + ".yaml", SIGNALLED)
     out = os.path.join(tmp, name + ".h5")
     proc = start_run(cfg, out, 2)
     ok = wait_for(proc, r"step 30:") is not None
