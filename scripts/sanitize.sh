@@ -4,7 +4,8 @@
 # runs the whole ctest suite there, MPI tests included, except the statistical tests whose
 # code paths others cover under the sanitizers at a smaller size: limit_* (64 seeds of the
 # model, the structured NTK and the analytic kernel: ntk_*, analytic_*, dual) and
-# train_lazy* (1000 GD steps: train_core); cluster_jobs (the job scripts across namespace
+# train_lazy* (1000 GD steps: train_core); matrix_free_2048 (matrix_free at N = 128);
+# cluster_jobs (the job scripts across namespace
 # hosts: the same C paths as the one-host tests); and memory, which compares the measured peak
 # resident set with the estimate: under ASan the resident set is the sanitizer's (shadow
 # memory, redzones, the quarantine of freed blocks), not ntkspec's.  docs/HARDENING.md
@@ -38,7 +39,7 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$LOGS/ubsan"
 status=0
 # signals: its paths need no 50 trials under ASan (docs/HARDENING.md)
 export NTK_SIGNAL_TRIALS=${NTK_SIGNAL_TRIALS:-8}
-(cd "$BUILD" && ctest --output-on-failure -j 2 -E '^(limit_.*|train_lazy.*|memory|cluster_jobs|study_.*)$' "$@") || status=$?
+(cd "$BUILD" && ctest --output-on-failure -j 2 -E '^(limit_.*|train_lazy.*|memory|cluster_jobs|study_.*|matrix_free_2048)$' "$@") || status=$?
 # A log holding nothing but allocator_may_return_null's notes ("failed to allocate N
 # bytes": malloc returned NULL, as natively) is no finding; any other line is.
 nulls=0

@@ -1,12 +1,13 @@
 """ntk.method matrix_free end to end (issue 18): the top-16 eigenvalues from products Theta v
 (SLEPc, docs/METRICS.md "Matrix-free measurements") against the dense structured kernel's
 (PDSYEVR) for relu, tanh, gelu, stochastic depth (evaluation network and a drawn mask) and
-trainable Fourier features, on 1, 2 and 4 ranks (N = 128; 2048 in eigen_long); the exact trace and layer traces; every
+trainable Fourier features, on 1, 2 and 4 ranks (N = 128; 2048 on 2 ranks in eigen_long, ctest
+matrix_free_2048); the exact trace and layer traces; every
 recomputed residual below the tolerance; the metrics that need the whole kernel NaN and
 named in the root attribute `not_computed`; a training run's lambda_max trajectory and
 kernel-regime train and test predictions against the dense run's; bad keys refused in one line (exit
 status 2); the memory refusal of a dense run naming the matrix-free method and its
-estimate; SIGTERM and --resume of a matrix-free training run (its checkpoint has no
+estimate; --stop-at and --resume of a matrix-free training run (its checkpoint has no
 Theta_0) equal to an uninterrupted run.  Sections: eigen train resume refuse memory (eigen_long: N = 2048, run only when named).
 
 Tolerances: the eigensolver stops at ||Theta u - lambda u|| <= 1e-10 lambda; for a symmetric
@@ -106,7 +107,7 @@ if section("eigen"):
     pair("fourier_trainable", 2, 128, act="tanh", trainable="true")
 
 if section("eigen_long", only=sys.argv[1:] or ["none"]):
-    # the issue's size: N = 2048 (NTK_LONG_TESTS)
+    # the issue's size: N = 2048 (ctest matrix_free_2048)
     for act in ("relu", "tanh", "gelu"):
         pair("long_" + act, 2, 2048, act=act, width=128)
     pair("long_stochastic_depth", 2, 2048, survival=0.6, width=128)
