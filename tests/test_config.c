@@ -138,6 +138,7 @@ static void test_table(void **state) {
                                      "eigensolver.tol",
                                      "eigensolver.max_it",
                                      "eigensolver.ncv",
+                                     "eigensolver.frobenius_probes",
                                      "grid.rows",
                                      "grid.cols",
                                      "grid.block_size",
@@ -643,7 +644,8 @@ static const char *all_changed_yaml =
     "  classes: [0, 9, 3]\n"
     "  standardize: false\n"
     "ntk: {method: jacobian, network: mask_average, mask_samples: 5, top_k: 10, chunk_mb: 0.5}\n"
-    "eigensolver: {type: pdsyevd, matrix_free: lanczos, tol: 1e-8, max_it: 50, ncv: 40}\n"
+    "eigensolver: {type: pdsyevd, matrix_free: lanczos, tol: 1e-8, max_it: 50, ncv: 40,\n"
+    "              frobenius_probes: 12}\n"
     "grid: {rows: 2, cols: 3, block_size: 8}\n"
     "output: {path: r.h5, save_data: false, save_params: true, save_ntk: true,\n"
     "         save_eigenvectors: true, overwrite: true}\n"

@@ -25,6 +25,7 @@ typedef enum {
   NTK_STREAM_MASK,       /* a = block, b = step, c = mask sample */
   NTK_STREAM_MINIBATCH,  /* a = step, b = position */
   NTK_STREAM_EIGS_START, /* the matrix-free eigensolver's start vector: a = sample */
+  NTK_STREAM_HUTCHINSON, /* Hutchinson probes of ||Theta||_F: a = sample, b = probe, c = step */
   NTK_STREAM_USER = 1000 /* first stream free for tests and extensions */
 } ntk_stream;
 

@@ -111,6 +111,7 @@ typedef struct {
     double tol;           /* relative residual ||Theta u - lambda u|| / |lambda| */
     int max_it;           /* restarts; 0 = SLEPc's default */
     int ncv;              /* basis vectors; 0 = SLEPc's default max(2K, K + 15) */
+    int frobenius_probes; /* Hutchinson probes for ||Theta||_F; 0 = none (NaN) */
   } eigensolver;
   struct {
     int rows, cols;   /* 0 = choose from the rank count */
@@ -202,6 +203,10 @@ double ntk_config_survival(const ntk_config *cfg, int l); /* p_l,     l = 1..L *
  * false (h0 = phi(x), the validator makes model.width agree). */
 int ntk_config_input_dim(const ntk_config *cfg, int d);   /* p */
 int ntk_config_width(const ntk_config *cfg, int d);       /* n */
+/* Whether a measurement keeps the top-K eigenvectors: training (the residual energies,
+ * the predictions), output.save_eigenvectors, or matrix-free Hutchinson probes (they
+ * deflate the top K). */
+int ntk_config_wants_eigenvectors(const ntk_config *cfg);
 
 /* Helpers over the key table (added by the config module). */
 /* A key's min equal to this means "strictly greater than 0" (the range is otherwise

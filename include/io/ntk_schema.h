@@ -23,6 +23,7 @@
 /* ntk.method matrix_free: the /trajectory series written as NaN because they need the
  * whole kernel (a comma-separated list; docs/METRICS.md "Matrix-free measurements") */
 #define NTK_ATTR_NOT_COMPUTED "not_computed"
+#define NTK_ATTR_ESTIMATED "estimated"
 /* Values of `status` (docs/OUTPUT.md "Life cycle of the file"). */
 #define NTK_STATUS_RUNNING "running"
 #define NTK_STATUS_COMPLETE "complete"
@@ -62,6 +63,7 @@ typedef enum {
   NTK_TRAJ_TARGET_RAYLEIGH_QUOTIENT,
   NTK_TRAJ_EIGENPAIR_RESIDUAL,
   NTK_TRAJ_EIGENSOLVER_PRODUCTS,
+  NTK_TRAJ_FROBENIUS_NORM_STDERR,
   NTK_TRAJ_NTK,
   NTK_TRAJ_EIGENVECTORS,
   NTK_TRAJ_COUNT

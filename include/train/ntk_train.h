@@ -37,10 +37,14 @@ int ntk_train_set_infinite_reference(ntk_trainer *t, const ntk_dmat *theta_inf,
                                      const ntk_dmat *cross_inf);
 
 /* The /trajectory series ntk.method matrix_free writes as NaN (they need the whole kernel;
- * docs/METRICS.md), as the root attribute `not_computed` lists them. */
-#define NTK_MATRIX_FREE_NOT_COMPUTED                                                        \
-  "lambda_min, condition_number, effective_rank, frobenius_norm, kernel_target_alignment, " \
-  "drift, ntk_change_norm2, weyl_ok"
+ * docs/METRICS.md), as the root attribute `not_computed` lists them; with Hutchinson
+ * probes (eigensolver.frobenius_probes) the ESTIMATED ones are estimates instead (root
+ * attribute `estimated`). */
+#define NTK_MATRIX_FREE_ESTIMATED "frobenius_norm, kernel_target_alignment, effective_rank"
+#define NTK_MATRIX_FREE_NOT_COMPUTED_ALWAYS \
+  "lambda_min, condition_number, drift, ntk_change_norm2, weyl_ok"
+#define NTK_MATRIX_FREE_NOT_COMPUTED \
+  NTK_MATRIX_FREE_NOT_COMPUTED_ALWAYS ", " NTK_MATRIX_FREE_ESTIMATED
 
 /* Collective.  One measurement at `step`: Theta_t, its spectrum, every metric of MODEL.md,
  * appended to /trajectory and flushed.  Step 0 also fixes the reference (Theta_0, its

@@ -220,7 +220,16 @@ static int run_pipeline(ntk_app_ctx *ctx, run_state *st) {
     if (tr->matrix_free) {
       /* what the file holds as NaN, named where a reader of the file finds it */
       NTK_CHECK(ntk_output_attr_string(out, "/", "eigensolver_used", cfg->eigensolver.matrix_free));
-      NTK_CHECK(ntk_output_attr_string(out, "/", NTK_ATTR_NOT_COMPUTED, NTK_MATRIX_FREE_NOT_COMPUTED));
+      const int probes = cfg->eigensolver.frobenius_probes;
+      NTK_CHECK(ntk_output_attr_string(out, "/", NTK_ATTR_NOT_COMPUTED,
+                                       probes > 0 ? NTK_MATRIX_FREE_NOT_COMPUTED_ALWAYS
+                                                  : NTK_MATRIX_FREE_NOT_COMPUTED));
+      if (probes > 0) {
+        char est[160];
+        snprintf(est, sizeof est, "%s (Hutchinson, %d probes, top %d deflated)", NTK_MATRIX_FREE_ESTIMATED,
+                 probes, K);
+        NTK_CHECK(ntk_output_attr_string(out, "/", NTK_ATTR_ESTIMATED, est));
+      }
       ntk_log_info("eigensolve: matrix-free, SLEPc %s, top %d eigenpairs to relative residual "
                    "%.1e%s", cfg->eigensolver.matrix_free, K, cfg->eigensolver.tol,
                    tr->want_vectors ? " with vectors" : "");

@@ -73,7 +73,7 @@ static void estimate_matrix_free(const ntk_config *cfg, const ntk_grid *g, int N
                                  int d, int k, const ntk_model_bytes *mb,
                                  const ntk_train_bytes *tb, int64_t data, ntk_mem_estimate *e) {
   const int training = cfg->train.steps > 0;
-  const int vectors = training || cfg->output.save_eigenvectors;
+  const int vectors = ntk_config_wants_eigenvectors(cfg);
   int64_t op = 0;
   ntk_ntkvp_memory(cfg, g, N, d, k, mb, &op);
   const int64_t basis = ntk_eigs_memory(g, N, cfg->ntk.top_k, cfg->eigensolver.ncv, vectors);
@@ -119,7 +119,7 @@ void ntk_memory_estimate(const ntk_config *cfg, const ntk_grid *g, int N, int n_
                          double baseline, ntk_mem_estimate *e) {
   *e = (ntk_mem_estimate){0};
   const int training = cfg->train.steps > 0;
-  const int vectors = training || cfg->output.save_eigenvectors;
+  const int vectors = ntk_config_wants_eigenvectors(cfg);
   e->baseline = baseline;
   /* what the libraries add once running: the open HDF5 file (MPI-IO), BLACS and MPI
    * message buffers, OpenBLAS's packing buffers (measured, docs/HARDENING.md) */

@@ -155,6 +155,10 @@ const ntk_config_key ntk_config_keys[] = {
     K_INT("eigensolver.ncv", eigensolver.ncv, "0", 0, IMAX,
           "ntk.method matrix_free: Krylov basis size (> ntk.top_k, <= N); 0 = SLEPc's "
           "max(2K, K + 15)"),
+    K_INT("eigensolver.frobenius_probes", eigensolver.frobenius_probes, "0", 0, 65536,
+          "ntk.method matrix_free: Rademacher probes of a Hutchinson estimate of ||Theta||_F "
+          "(one product each, the top K eigenpairs deflated), which also gives "
+          "kernel_target_alignment and effective_rank with a standard error; 0 = those are NaN"),
 
     K_INT("grid.rows", grid.rows, "0", 0, IMAX,
           "process grid rows (split samples); 0 = choose from the rank count"),
@@ -1370,4 +1374,9 @@ int ntk_config_input_dim(const ntk_config *cfg, int d) {
 
 int ntk_config_width(const ntk_config *cfg, int d) {
   return cfg->fourier.project ? cfg->model.width : ntk_config_input_dim(cfg, d);
+}
+
+int ntk_config_wants_eigenvectors(const ntk_config *cfg) {
+  return cfg->train.steps > 0 || cfg->output.save_eigenvectors ||
+         (cfg->ntk.method == NTK_METHOD_MATRIX_FREE && cfg->eigensolver.frobenius_probes > 0);
 }

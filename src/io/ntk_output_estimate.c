@@ -23,7 +23,7 @@ static int series_written(const ntk_config *cfg, ntk_series_when when) {
   switch (when) {
     case NTK_WHEN_ALWAYS:
     case NTK_WHEN_CLASSIFICATION: return 1;
-    case NTK_WHEN_VECTORS: return training || cfg->output.save_eigenvectors;
+    case NTK_WHEN_VECTORS: return ntk_config_wants_eigenvectors(cfg);
     case NTK_WHEN_TRAINING: return training;
     case NTK_WHEN_TRAINING_ANALYTIC: return training && cfg->analytic.enabled;
     case NTK_WHEN_SAVE_NTK: return cfg->output.save_ntk;

@@ -68,6 +68,10 @@ const ntk_series_info ntk_schema_trajectory[NTK_TRAJ_COUNT] = {
          "||Theta u_i - lambda_i u_i|| of each eigenpair, recomputed with one product"),
     TRAJ(NTK_TRAJ_EIGENSOLVER_PRODUCTS, "eigensolver_products", NTK_SERIES_INT,
          NTK_WHEN_MATRIX_FREE, "", "products Theta v the eigensolver used (residual checks not counted)"),
+    TRAJ(NTK_TRAJ_FROBENIUS_NORM_STDERR, "frobenius_norm_stderr", NTK_SERIES_SCALAR,
+         NTK_WHEN_MATRIX_FREE, "f^2",
+         "standard error of frobenius_norm's Hutchinson estimate (eigensolver.frobenius_probes); "
+         "NaN without probes"),
     TRAJ(NTK_TRAJ_NTK, "ntk", NTK_SERIES_NN, NTK_WHEN_SAVE_NTK, "f^2", "Theta_t"),
     TRAJ(NTK_TRAJ_EIGENVECTORS, "eigenvectors", NTK_SERIES_NK, NTK_WHEN_SAVE_EIGENVECTORS, "",
          "column i belongs to eigenvalues[:, i]"),
@@ -86,6 +90,7 @@ static const ntk_schema_item root_attrs[] = {
     {"eigensolver", "str"},
     {"eigensolver_used", "str"},
     {NTK_ATTR_NOT_COMPUTED, "str"},
+    {NTK_ATTR_ESTIMATED, "str"},
     {"ntk_method", "str"},
     {"seed", "int"},
     {"library_versions", "str"},

@@ -229,7 +229,7 @@ int ntk_train_init(ntk_trainer *t, const ntk_config *cfg, const ntk_grid *g, ntk
   t->N = data->n_train;
   t->K = cfg->ntk.top_k > 0 ? cfg->ntk.top_k : t->N;
   t->ng = NTK_NGROUPS(model->L);
-  t->want_vectors = cfg->train.steps > 0 || cfg->output.save_eigenvectors;
+  t->want_vectors = ntk_config_wants_eigenvectors(cfg);
   t->matrix_free = cfg->ntk.method == NTK_METHOD_MATRIX_FREE;
   t->loss0 = NAN;
   t->lr = NAN;
@@ -320,6 +320,7 @@ typedef struct {
   /* ntk.method matrix_free only */
   double rayleigh;   /* sum_c y_c^T Theta y_c / sum_c ||y_c||^2 */
   double *residual;  /* K residual norms ||Theta u_i - lambda_i u_i|| */
+  double fro_se;     /* standard error of the Hutchinson ||Theta||_F; NaN without probes */
   long long products; /* the eigensolve's products */
 } measure_row;
 
@@ -537,6 +538,7 @@ static int measure_append(ntk_trainer *t, long long step, const measure_row *r) 
     ntk_series_scalar(row, NTK_TRAJ_TARGET_RAYLEIGH_QUOTIENT, r->rayleigh);
     ntk_series_row(row, NTK_TRAJ_EIGENPAIR_RESIDUAL, K, r->residual);
     ntk_series_int(row, NTK_TRAJ_EIGENSOLVER_PRODUCTS, r->products);
+    ntk_series_scalar(row, NTK_TRAJ_FROBENIUS_NORM_STDERR, r->fro_se);
   }
   if (cfg->output.save_ntk) ntk_series_dmat(row, NTK_TRAJ_NTK, &t->theta);
   if (cfg->output.save_eigenvectors) ntk_series_dmat(row, NTK_TRAJ_EIGENVECTORS, &t->vectors);
@@ -614,6 +616,57 @@ static int target_rayleigh(const ntk_trainer *t, ntk_ntkvp *op, double *q) {
   return NTK_OK;
 }
 
+/* x := (I - U U^T) x for the top-K eigenvectors U (N x K) and an N x 1 x; c is K x 1. */
+static int deflate(const ntk_dmat *U, ntk_dmat *c, ntk_dmat *x) {
+  NTK_CHECK(ntk_dmat_gemm('T', 'N', 1.0, U, x, 0.0, c));
+  return ntk_dmat_gemm('N', 'N', -1.0, U, c, 1.0, x);
+}
+
+/* ||Theta||_F^2 = sum_i<K lambda_i^2 + tr(Theta_P^2), Theta_P = P Theta P with P = I - U U^T
+ * off the top K eigenvectors; tr(Theta_P^2) = E ||Theta_P z||^2 for Rademacher z (Hutchinson),
+ * averaged over s probes, one product each.  Deflating the top K removes what dominates an
+ * NTK's Frobenius norm, and with it most of the estimate's variance.  z_i is a function of
+ * (seed, sample i, probe, step): the same for any rank count and on a resumed run.
+ * *fro and *se: the estimate of ||Theta||_F and its standard error (delta method; NaN with
+ * one probe); *fro2: the estimate of ||Theta||_F^2. */
+static int frobenius_hutchinson(const ntk_trainer *t, ntk_ntkvp *op, long long step, double *fro2,
+                                double *fro, double *se) {
+  const ntk_grid *g = t->g;
+  const int s = t->cfg->eigensolver.frobenius_probes, K = t->K;
+  ntk_dmat z = {0}, y = {0}, c = {0};
+  double *q = ntk_malloc((size_t)s * sizeof(double), "Hutchinson probes");
+  int err = q ? NTK_OK : NTK_ERR_MEMORY;
+  if (!err) err = ntk_dmat_create(g, t->N, 1, &z);
+  if (!err) err = ntk_dmat_create(g, t->N, 1, &y);
+  if (!err) err = ntk_dmat_create(g, K, 1, &c);
+  err = ntk_err_sync(g->comm, err);
+  for (int j = 0; !err && j < s; ++j) {
+    for (int i = 0; z.nloc > 0 && i < z.mloc; ++i)
+      z.a[i] = ntk_rng_uniform(t->cfg->seed, NTK_STREAM_HUTCHINSON, (uint64_t)ntk_dmat_row_l2g(&z, i),
+                               (uint64_t)j, (uint64_t)step) < 0.5 ? -1.0 : 1.0;
+    err = deflate(&t->vectors, &c, &z);
+    if (!err) err = ntk_ntkvp_apply(op, &z, &y);
+    if (!err) err = deflate(&t->vectors, &c, &y);
+    double part = 0.0;
+    for (int i = 0; !err && y.nloc > 0 && i < y.mloc; ++i) part += y.a[i] * y.a[i];
+    if (!err) MPI_Allreduce(&part, &q[j], 1, MPI_DOUBLE, MPI_SUM, g->comm);
+  }
+  ntk_dmat_free(&z);
+  ntk_dmat_free(&y);
+  ntk_dmat_free(&c);
+  if (!err) {
+    double mean = 0.0, var = 0.0, top = 0.0;
+    for (int j = 0; j < s; ++j) mean += q[j] / s;
+    for (int j = 0; j < s; ++j) var += (q[j] - mean) * (q[j] - mean) / (s > 1 ? s - 1 : 1);
+    for (int i = 0; i < K; ++i) top += t->w[i] * t->w[i];
+    *fro2 = top + mean;
+    *fro = sqrt(*fro2);
+    *se = s > 1 ? sqrt(var / s) / (2.0 * *fro) : NAN;
+  }
+  free(q);
+  return err;
+}
+
 /* ntk.method matrix_free: the operator Theta v on the network of the step (fwd: the
  * evaluation network's states, borrowed), the exact trace and layer traces, the top K
  * eigenpairs by SLEPc with their residuals, and the targets' Rayleigh quotient; the
@@ -645,17 +698,21 @@ static int measure_matrix_free(ntk_trainer *t, long long step, measure_row *r,
     ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
     r->products = st.products;
   }
+  double fro2 = NAN, fro = NAN;
   if (!err && !*diverged) {
     ntk_timer_start(NTK_PHASE_METRICS);
     err = target_rayleigh(t, op, &r->rayleigh);
+    if (!err && cfg->eigensolver.frobenius_probes > 0)
+      err = frobenius_hutchinson(t, op, step, &fro2, &fro, &r->fro_se);
     ntk_timer_stop(NTK_PHASE_METRICS);
   }
   ntk_ntkvp_destroy(&op);
   NTK_CHECK(err);
   if (*diverged) return NTK_OK;
+  /* NaN without probes: the alignment and the effective rank need ||Theta||_F */
   r->km = (ntk_kernel_metrics){.lambda_max = t->w[0], .lambda_min = NAN,
-                               .condition_number = NAN, .effective_rank = NAN, .trace = trace,
-                               .frobenius = NAN, .alignment = NAN};
+                               .condition_number = NAN, .effective_rank = trace * trace / fro2,
+                               .trace = trace, .frobenius = fro, .alignment = r->rayleigh / fro};
   /* SLEPc's convergence test uses its own residual estimate; the recomputed one can sit at
    * the rounding floor (eps ||Theta||) above tol * lambda for eigenvalues near that floor */
   if (st.max_rel_residual > cfg->eigensolver.tol)
@@ -673,7 +730,8 @@ int ntk_train_measure(ntk_trainer *t, long long step, int *diverged) {
    * is assembled from its states instead of a second pass */
   const int reuse = t->cfg->ntk.network == NTK_NETWORK_EVAL;
   measure_row r = {.test_loss = NAN, .test_acc = NAN, .weyl = 1, .pred = NAN, .pred_inf = NAN,
-                   .ratio = NAN, .pred_test = NAN, .pred_test_inf = NAN, .rayleigh = NAN};
+                   .ratio = NAN, .pred_test = NAN, .pred_test_inf = NAN, .rayleigh = NAN,
+                   .fro_se = NAN};
   ntk_dmat R = {0};
   ntk_forward fwd = {0};
   *diverged = 0;
@@ -972,7 +1030,7 @@ void ntk_train_memory(const ntk_config *cfg, const ntk_grid *g, int N, int d, in
   *b = (ntk_train_bytes){0};
   /* ntk.method matrix_free keeps no kernel and no Theta_0 */
   b->kernel = cfg->ntk.method == NTK_METHOD_MATRIX_FREE ? 0 : ntk_dmat_max_local_bytes(g, N, N);
-  b->vectors = training || cfg->output.save_eigenvectors ? ntk_dmat_max_local_bytes(g, N, K) : 0;
+  b->vectors = ntk_config_wants_eigenvectors(cfg) ? ntk_dmat_max_local_bytes(g, N, K) : 0;
   b->theta0 = training ? b->kernel : 0;
   if (training)
     b->grads = ntk_size_add(
