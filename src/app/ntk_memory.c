@@ -405,7 +405,14 @@ void ntk_memory_init(void) {
    * freed N x N blocks stay in the heap, where later blocks of other sizes fit them badly:
    * the peak resident set of a training run was up to 20% above the data alive at any
    * time, and depended on the order of earlier frees.  A fixed threshold hands every
-   * block of 512 KiB or more back to the system when freed (docs/HARDENING.md). */
+   * block of 512 KiB or more back to the system when freed (docs/HARDENING.md).
+   * SuperLU_DIST, which PETSc (so SLEPc, ntk_eigs) links in, turns mmap off and trimming
+   * off when it is loaded (mallopt M_MMAP_MAX 0, M_TRIM_THRESHOLD -1): every block then
+   * stays in the heap once touched, and a matrix-free run's resident set sat 12-18 %
+   * above what was allocated.  glibc's defaults are put back: up to 65536 mappings, trim
+   * above 128 KiB of free heap top. */
+  mallopt(M_MMAP_MAX, 65536);
+  mallopt(M_TRIM_THRESHOLD, 128 * 1024);
   mallopt(M_MMAP_THRESHOLD, 512 * 1024);
 }
 
