@@ -55,6 +55,13 @@ static double gauss(int i, int j, void *ctx) {
   return exp(-0.5 * s) + (i == j ? 1e-3 : 0.0);
 }
 
+/* The N x N Gaussian kernel on the test grid of block size nb. */
+static void gauss_matrix(int nb, ntk_grid *g, ntk_dmat *A) {
+  grid_for(nb, g);
+  assert_int_equal(ntk_dmat_create(g, N, N, A), NTK_OK);
+  ntk_dmat_fill(A, gauss, NULL);
+}
+
 typedef struct {
   const ntk_dmat *A;
   int fail_rank; /* >= 0: this rank's product fails (error path) */
@@ -123,10 +130,8 @@ static void test_against_dense(void **state) {
   (void)state;
   for (int b = 0; b < NBS; ++b) {
     ntk_grid g;
-    grid_for(block_sizes[b], &g);
     ntk_dmat A, U = {0};
-    assert_int_equal(ntk_dmat_create(&g, N, N, &A), NTK_OK);
-    ntk_dmat_fill(&A, gauss, NULL);
+    gauss_matrix(block_sizes[b], &g, &A);
     double ref[K];
     assert_int_equal(ntk_eig_solve("pdsyevr", &A, K, 1, ref, &U), NTK_OK);
     for (int m = 0; m < ntk_eigs_num_methods; ++m)
@@ -142,10 +147,8 @@ static void test_against_dense(void **state) {
 static void test_values_only(void **state) {
   (void)state;
   ntk_grid g;
-  grid_for(3, &g);
   ntk_dmat A;
-  assert_int_equal(ntk_dmat_create(&g, N, N, &A), NTK_OK);
-  ntk_dmat_fill(&A, gauss, NULL);
+  gauss_matrix(3, &g, &A);
   double ref[K], w[K];
   assert_int_equal(ntk_eig_solve("pdsyevr", &A, K, 0, ref, NULL), NTK_OK);
   dense_op op = {&A, -1, 0};
@@ -167,10 +170,8 @@ static void test_values_only(void **state) {
 static void test_errors(void **state) {
   (void)state;
   ntk_grid g;
-  grid_for(64, &g);
   ntk_dmat A;
-  assert_int_equal(ntk_dmat_create(&g, N, N, &A), NTK_OK);
-  ntk_dmat_fill(&A, gauss, NULL);
+  gauss_matrix(64, &g, &A);
   double w[K];
   dense_op op = {&A, -1, 0};
   ntk_eigs_options opt = {"nonesuch", 1e-12, 0, 0};

@@ -34,6 +34,9 @@ int ntk_app_parse_config(const char *command, int argc, char **argv, const ntk_a
 int ntk_app_data_shape(const ntk_config *cfg, int shape[4]);
 /* "2026-11-28T12:00:00Z" */
 void ntk_app_utc_now(char *buf, size_t len);
+/* An option's value as an integer in 1 .. max, or NTK_ERR_INPUT "WHAT: expected a positive
+ * integer, got 'TEXT'" (not collective; every rank parses the same text). */
+int ntk_app_parse_positive(const char *what, const char *text, long long max, long long *v);
 /* Collective: a rank whose error no other rank knows (it may have failed while the others
  * wait in a collective) prints it and aborts the job; otherwise all ranks agree on err. */
 int ntk_app_agree(int err);

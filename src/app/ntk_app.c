@@ -1,6 +1,6 @@
 #include "ntk_app.h"
 
-#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,14 +45,9 @@ static int run_check_args(ntk_app_ctx *ctx) {
   if (st->resume && ctx->cfg.train.steps == 0)
     return ntk_err_set(NTK_ERR_INPUT, "--resume: only a training run (train.steps > 0) can be resumed");
   if (st->stop_at_text) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(st->stop_at_text, &end, 10);
-    if (end == st->stop_at_text || *end || errno || v < 1)
-      return ntk_err_set(NTK_ERR_INPUT, "--stop-at: expected a step >= 1, got '%s'", st->stop_at_text);
+    NTK_CHECK(ntk_app_parse_positive("--stop-at", st->stop_at_text, LLONG_MAX, &st->stop_at));
     if (ctx->cfg.train.steps == 0)
       return ntk_err_set(NTK_ERR_INPUT, "--stop-at: only a training run (train.steps > 0) stops at a step");
-    st->stop_at = v;
   }
   return NTK_OK;
 }

@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,16 @@ int ntk_app_data_shape(const ntk_config *cfg, int shape[4]) {
   if (rank == 0) rc = ntk_data_shape(cfg, &shape[0], &shape[1], &shape[2], &shape[3]);
   NTK_CHECK(ntk_err_share0(MPI_COMM_WORLD, rc));
   MPI_Bcast(shape, 4, MPI_INT, 0, MPI_COMM_WORLD);
+  return NTK_OK;
+}
+
+int ntk_app_parse_positive(const char *what, const char *text, long long max, long long *v) {
+  char *end;
+  errno = 0;
+  const long long x = strtoll(text, &end, 10);
+  if (end == text || *end || errno || x < 1 || x > max)
+    return ntk_err_set(NTK_ERR_INPUT, "%s: expected a positive integer, got '%s'", what, text);
+  *v = x;
   return NTK_OK;
 }
 

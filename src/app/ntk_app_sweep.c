@@ -56,10 +56,8 @@ static int parse_widths(const char *text, int *widths, int *count) {
 }
 
 static int parse_positive(const char *what, const char *text, int *v) {
-  char *end;
-  long x = strtol(text, &end, 10);
-  if (end == text || *end || x < 1 || x > 1000000)
-    return ntk_err_set(NTK_ERR_INPUT, "sweep: %s: expected a positive integer, got '%s'", what, text);
+  long long x;
+  NTK_CHECK(ntk_app_parse_positive(what, text, 1000000, &x));
   *v = (int)x;
   return NTK_OK;
 }
@@ -108,7 +106,7 @@ static int sweep_body(ntk_app_ctx *ctx) {
   if (!widths_text) return ntk_err_set(NTK_ERR_INPUT, "sweep: --widths W1,W2,... is required");
   NTK_CHECK(parse_widths(widths_text, r->widths, &r->W));
   r->S = 4;
-  if (seeds_text) NTK_CHECK(parse_positive("--seeds", seeds_text, &r->S));
+  if (seeds_text) NTK_CHECK(parse_positive("sweep: --seeds", seeds_text, &r->S));
   if (!cfg->fourier.project)
     return ntk_err_set(NTK_ERR_INPUT, "sweep: fourier.project false ties the width to the features; a width study needs fourier.project true");
   NTK_CHECK(ntk_analytic_check(cfg));
@@ -124,7 +122,7 @@ static int sweep_body(ntk_app_ctx *ctx) {
   NTK_CHECK(ntk_app_ctx_data(ctx));
   const int N = D->n_train;
   r->K = N < 10 ? N : 10;
-  if (topk_text) NTK_CHECK(parse_positive("--top-k", topk_text, &r->K));
+  if (topk_text) NTK_CHECK(parse_positive("sweep: --top-k", topk_text, &r->K));
   if (r->K > N) return ntk_err_set(NTK_ERR_INPUT, "sweep: --top-k %d exceeds the %d samples", r->K, N);
   NTK_ALLOC(r->dist, r->W * r->S, "sweep distances");
   NTK_ALLOC(r->eigerr, r->W * r->S, "sweep eigenvalue errors");

@@ -627,10 +627,10 @@ static int deflate(const ntk_dmat *U, ntk_dmat *c, ntk_dmat *x) {
  * averaged over s probes, one product each.  Deflating the top K removes what dominates an
  * NTK's Frobenius norm, and with it most of the estimate's variance.  z_i is a function of
  * (seed, sample i, probe, step): the same for any rank count and on a resumed run.
- * *fro and *se: the estimate of ||Theta||_F and its standard error (delta method; NaN with
- * one probe); *fro2: the estimate of ||Theta||_F^2. */
+ * *fro2: the estimate of ||Theta||_F^2; *se: the standard error of its square root,
+ * ||Theta||_F (delta method; NaN with one probe). */
 static int frobenius_hutchinson(const ntk_trainer *t, ntk_ntkvp *op, long long step, double *fro2,
-                                double *fro, double *se) {
+                                double *se) {
   const ntk_grid *g = t->g;
   const int s = t->cfg->eigensolver.frobenius_probes, K = t->K;
   ntk_dmat z = {0}, y = {0}, c = {0};
@@ -660,8 +660,7 @@ static int frobenius_hutchinson(const ntk_trainer *t, ntk_ntkvp *op, long long s
     for (int j = 0; j < s; ++j) var += (q[j] - mean) * (q[j] - mean) / (s > 1 ? s - 1 : 1);
     for (int i = 0; i < K; ++i) top += t->w[i] * t->w[i];
     *fro2 = top + mean;
-    *fro = sqrt(*fro2);
-    *se = s > 1 ? sqrt(var / s) / (2.0 * *fro) : NAN;
+    *se = s > 1 ? sqrt(var / s) / (2.0 * sqrt(*fro2)) : NAN;
   }
   free(q);
   return err;
@@ -698,12 +697,12 @@ static int measure_matrix_free(ntk_trainer *t, long long step, measure_row *r,
     ntk_timer_stop(NTK_PHASE_EIGENSOLVE);
     r->products = st.products;
   }
-  double fro2 = NAN, fro = NAN;
+  double fro2 = NAN;
   if (!err && !*diverged) {
     ntk_timer_start(NTK_PHASE_METRICS);
     err = target_rayleigh(t, op, &r->rayleigh);
     if (!err && cfg->eigensolver.frobenius_probes > 0)
-      err = frobenius_hutchinson(t, op, step, &fro2, &fro, &r->fro_se);
+      err = frobenius_hutchinson(t, op, step, &fro2, &r->fro_se);
     ntk_timer_stop(NTK_PHASE_METRICS);
   }
   ntk_ntkvp_destroy(&op);
@@ -712,7 +711,8 @@ static int measure_matrix_free(ntk_trainer *t, long long step, measure_row *r,
   /* NaN without probes: the alignment and the effective rank need ||Theta||_F */
   r->km = (ntk_kernel_metrics){.lambda_max = t->w[0], .lambda_min = NAN,
                                .condition_number = NAN, .effective_rank = trace * trace / fro2,
-                               .trace = trace, .frobenius = fro, .alignment = r->rayleigh / fro};
+                               .trace = trace, .frobenius = sqrt(fro2),
+                               .alignment = r->rayleigh / sqrt(fro2)};
   /* SLEPc's convergence test uses its own residual estimate; the recomputed one can sit at
    * the rounding floor (eps ||Theta||) above tol * lambda for eigenvalues near that floor */
   if (st.max_rel_residual > cfg->eigensolver.tol)
