@@ -8,6 +8,7 @@
 #   NTK_LAUNCHER       srun | mpirun                          (default: srun)
 #   NTK_SRUN_MPI       srun --mpi plugin                      (default: pmix)
 #   NTK_SRUN_EXTRA     extra srun options                     (default: none)
+#   SLURM_PMIX_FENCE   Slurm's PMIx fence algorithm           (default here: ring)
 #   NTK_MPIRUN_EXTRA   extra mpirun options                   (default: none)
 #   NTK_RESUMABLE      auto | 0 | 1: forward the time-limit signal to ntkspec and requeue
 #                      (auto: only training runs, train.steps > 0, can checkpoint)
@@ -41,6 +42,11 @@ ntk_launcher() {
     srun)
       ntk_cmd=(srun --mpi="$NTK_SRUN_MPI")
       [ -n "$n" ] && ntk_cmd+=(-n "$n" -N 1)
+      # every PMIx fence on the ring: Slurm's default ("mixed") sends a fence without data
+      # (MPI_Init's closing barrier, MPI_Finalize's) through its tree, which in Slurm 22.05
+      # completes on each node alone; a rank then leaves MPI_Init and sends to a rank that
+      # has not yet registered its receive handlers, which dies (jobs/README.md)
+      export SLURM_PMIX_FENCE=${SLURM_PMIX_FENCE:-ring}
       # shellcheck disable=SC2206
       [ -n "${NTK_SRUN_EXTRA:-}" ] && ntk_cmd+=($NTK_SRUN_EXTRA) ;;
     mpirun)

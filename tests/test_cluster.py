@@ -6,6 +6,11 @@ a cluster someone brought up by hand is left alone.  Open MPI talks TCP between 
 shared memory only within one (testcluster.sh sets the transports).  Sections (all by
 default; name some to run only those):
 
+  fence      a PMIx fence without data (MPI_Finalize's) is a barrier across 4 hosts when
+             launched as the job scripts launch (jobs/common.sh: SLURM_PMIX_FENCE=ring):
+             no rank leaves it before rank 0, which waits 2 s, has entered it; Slurm's
+             own default ("mixed", whose tree fence completes on each node alone in
+             Slurm 22.05) is run too and reported, not asserted;
   jobs       jobs/submit.sh unchanged across hosts:
              - sweep: a 2 widths x 2 seeds array, 2 ranks per task, submitted to the idle
                cluster: the 4 tasks run on 4 different hosts; the aggregation reads them;
@@ -199,6 +204,35 @@ def same_trajectory(R, path, ref, what):
             x, y = a["trajectory/" + k][()], b["trajectory/" + k][()]
             R.check(x.shape == y.shape and np.array_equal(x, y, equal_nan=True),
                     "%s: /trajectory/%s differs from the uninterrupted run" % (what, k))
+
+
+def fence_probe(cl, launch, what):
+    """tests/fence_probe.c on 4 hosts, one rank each, launched on the head host by the shell
+    command `launch` (the probe and its argument appended): {rank: (host, enter, leave)}."""
+    probe = os.environ.get("NTK_FENCE_PROBE") or os.path.join(os.path.dirname(H.NTKSPEC), "tests", "ntk_fence_probe")
+    out = cl.cmd(["bash", "-c", "%s %s 2" % (launch, probe)], timeout=H.limit(120))
+    ranks = {}
+    for m in re.finditer(r"^fence_probe rank (\d+) host (\S+) enter (\S+) leave (\S+)$", out, re.M):
+        ranks[int(m.group(1))] = (m.group(2), float(m.group(3)), float(m.group(4)))
+    if sorted(ranks) != [0, 1, 2, 3] or len({h for h, _, _ in ranks.values()}) != 4:
+        raise AssertionError("%s: expected ranks 0-3 on 4 hosts, got %s:\n%s" % (what, ranks, out[-2000:]))
+    return ranks
+
+
+def section_fence(R, cl, env, work):
+    opts = "-N 4 -n 4 --ntasks-per-node=1 -t 5"
+
+    def early(ranks):  # how long before rank 0 entered the fence the first other rank left it
+        return ranks[0][1] - min(leave for r, (_, _, leave) in ranks.items() if r != 0)
+
+    # as the job scripts launch: ntk_launcher's srun, with its fence setting
+    e = early(fence_probe(cl, 'unset SLURM_PMIX_FENCE; . %s && ntk_launcher && "${ntk_cmd[@]}" %s' % (
+        os.path.join(SRC, "jobs", "common.sh"), opts), "jobs' launcher"))
+    R.check(e <= 0, "jobs' launcher: a rank left MPI_Finalize's fence %.3f s before rank 0 entered it" % e)
+    # Slurm's own default, for the record (a later Slurm may mend it)
+    e = early(fence_probe(cl, "env -u SLURM_PMIX_FENCE srun --mpi=pmix " + opts, "Slurm's default fence"))
+    print("fence: Slurm's default PMIx fence %s: the first rank left it %.3f s %s rank 0 entered it"
+          % ("is no barrier" if e > 0 else "held", abs(e), "before" if e > 0 else "after"))
 
 
 def section_jobs(R, cl, env, work):
@@ -473,7 +507,7 @@ def main():
     try:
         cl.start()
         print("cluster of %d hosts up in %.1f s (%s)" % (K, time.time() - t_start, root), flush=True)
-        for name, fn in (("jobs", section_jobs), ("lock", section_lock), ("partition", section_partition),
+        for name, fn in (("fence", section_fence), ("jobs", section_jobs), ("lock", section_lock), ("partition", section_partition),
                          ("failure", section_failure)):
             if H.section(name):
                 t0 = time.time()
