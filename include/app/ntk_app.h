@@ -41,6 +41,11 @@ int ntk_app_parse_positive(const char *what, const char *text, long long max, lo
  * wait in a collective) prints it and aborts the job; otherwise all ranks agree on err. */
 int ntk_app_agree(int err);
 
+/* For steps whose outcome is identical on every rank (they depend only on the
+ * configuration and the data's shape): agreeing on the error lets all ranks stop together
+ * with one message, where an unagreed one would abort the job as one rank's failure. */
+#define NTK_CHECK_ALL(call) NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, (call)))
+
 /* One command's life, the same for run, analytic and sweep (ntk_app_common.c):
  * ntk_app_main parses CONFIG and the options (every rank alike, agreed), starts the log,
  * runs the command's body, which sets up what it needs with the ntk_app_ctx_* steps

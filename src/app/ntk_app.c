@@ -88,10 +88,6 @@ static int write_data_and_params(ntk_output *out, const ntk_config *cfg, const n
   return NTK_OK;
 }
 
-/* For steps whose outcome is identical on every rank (they depend only on the
- * configuration): agreeing on the error lets all ranks stop together with one message. */
-#define NTK_CHECK_ALL(call) NTK_CHECK(ntk_err_sync(MPI_COMM_WORLD, (call)))
-
 /* The infinite-width NNGP and NTK (ntk_app_write_analytic writes /analytic); with training,
  * Theta_inf also becomes the second kernel-regime reference, with Theta_inf(X_test, X)
  * for the test loss when there is a test set. */

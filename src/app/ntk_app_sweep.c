@@ -95,35 +95,43 @@ typedef struct {
   sweep_result r;
 } sweep_state;
 
+/* The options and the configuration's sweep rules: the same outcome on every rank. */
+static int sweep_check_args(ntk_app_ctx *ctx) {
+  sweep_state *st = ctx->state;
+  const ntk_config *cfg = &ctx->cfg;
+  sweep_result *r = &st->r;
+  if (!st->widths) return ntk_err_set(NTK_ERR_INPUT, "sweep: --widths W1,W2,... is required");
+  NTK_CHECK(parse_widths(st->widths, r->widths, &r->W));
+  r->S = 4;
+  if (st->seeds) NTK_CHECK(parse_positive("sweep: --seeds", st->seeds, &r->S));
+  r->K = 0; /* 0: the default, min(N, 10), once N is known */
+  if (st->topk) NTK_CHECK(parse_positive("sweep: --top-k", st->topk, &r->K));
+  if (!cfg->fourier.project)
+    return ntk_err_set(NTK_ERR_INPUT, "sweep: fourier.project false ties the width to the features; a width study needs fourier.project true");
+  NTK_CHECK(ntk_analytic_check(cfg));
+  if (cfg->ntk.method == NTK_METHOD_MATRIX_FREE)
+    return ntk_err_set(NTK_ERR_INPUT, "ntk.method: sweep measures ||Theta - Theta_inf||_F, which "
+                       "needs the N x N kernel (allowed: structured, jacobian)");
+  return NTK_OK;
+}
+
 static int sweep_body(ntk_app_ctx *ctx) {
   sweep_state *st = ctx->state;
   const ntk_config *cfg = &ctx->cfg;
-  const char *widths_text = st->widths, *seeds_text = st->seeds, *topk_text = st->topk;
   sweep_result *r = &st->r;
   ntk_grid *g = &ctx->g;
   ntk_data *D = &ctx->data;
   ntk_output *out = &ctx->out;
-  if (!widths_text) return ntk_err_set(NTK_ERR_INPUT, "sweep: --widths W1,W2,... is required");
-  NTK_CHECK(parse_widths(widths_text, r->widths, &r->W));
-  r->S = 4;
-  if (seeds_text) NTK_CHECK(parse_positive("sweep: --seeds", seeds_text, &r->S));
-  if (!cfg->fourier.project)
-    return ntk_err_set(NTK_ERR_INPUT, "sweep: fourier.project false ties the width to the features; a width study needs fourier.project true");
-  NTK_CHECK(ntk_analytic_check(cfg));
   int shape[4], narrowest = r->widths[0];
   for (int a = 1; a < r->W; ++a)
     if (r->widths[a] < narrowest) narrowest = r->widths[a];
   NTK_CHECK(ntk_app_data_shape(cfg, shape));
   /* one grid for every width: the narrowest must give every process column neurons */
-  if (cfg->ntk.method == NTK_METHOD_MATRIX_FREE)
-    return ntk_err_set(NTK_ERR_INPUT, "ntk.method: sweep measures ||Theta - Theta_inf||_F, which "
-                       "needs the N x N kernel (allowed: structured, jacobian)");
   NTK_CHECK(ntk_app_ctx_grid(ctx, shape[0], narrowest));
   NTK_CHECK(ntk_app_ctx_data(ctx));
   const int N = D->n_train;
-  r->K = N < 10 ? N : 10;
-  if (topk_text) NTK_CHECK(parse_positive("sweep: --top-k", topk_text, &r->K));
-  if (r->K > N) return ntk_err_set(NTK_ERR_INPUT, "sweep: --top-k %d exceeds the %d samples", r->K, N);
+  if (!r->K) r->K = N < 10 ? N : 10;
+  NTK_CHECK_ALL(r->K > N ? ntk_err_set(NTK_ERR_INPUT, "sweep: --top-k %d exceeds the %d samples", r->K, N) : NTK_OK);
   NTK_ALLOC(r->dist, r->W * r->S, "sweep distances");
   NTK_ALLOC(r->eigerr, r->W * r->S, "sweep eigenvalue errors");
   NTK_ALLOC(r->top, (size_t)r->W * r->S * r->K, "sweep eigenvalues");
@@ -233,7 +241,8 @@ int ntk_app_sweep(int argc, char **argv) {
   memset(&st, 0, sizeof st);
   const ntk_app_option opts[] = {{"--widths", 1, NULL, &st.widths}, {"--seeds", 1, NULL, &st.seeds},
                                  {"--top-k", 1, NULL, &st.topk}};
-  const ntk_app_command cmd = {.name = "sweep", .opts = opts, .nopts = 3, .body = sweep_body,
+  const ntk_app_command cmd = {.name = "sweep", .opts = opts, .nopts = 3,
+                               .check_args = sweep_check_args, .body = sweep_body,
                                .report = sweep_report, .free_state = sweep_free};
   return ntk_app_main(&cmd, &st, argc, argv);
 }
