@@ -222,4 +222,19 @@ for i, (name, text, args, np_, words) in enumerate(CASES):
     with open(exists) as f:
         R.check(f.read() == "previous result\n", "%s: an existing file was touched" % name)
 
+# the sweep's own refusals, agreed by both ranks: one line, exit 2, nothing written (a rank
+# refusing alone would abort the job with "[rank 0]")
+SWEEP_CASES = [
+    ("sweep without --widths", [], "--widths"),
+    ("sweep with one width", ["--widths", "16"], "two widths"),
+    ("sweep --seeds 0", ["--widths", "16,32", "--seeds", "0"], "--seeds"),
+    ("sweep --top-k beyond N", ["--widths", "16,32", "--top-k", "999"], "--top-k"),
+    ("sweep fourier.project false", ["--widths", "16,32", "--set", "fourier.project=false"], "fourier.project"),
+]
+cfg = H.write_config(tmp, "sweep.yaml", GOOD)
+for name, args, words in SWEEP_CASES:
+    p = H.run(["sweep", cfg] + args, np=2, timeout=300)
+    R.one_error_line(p, [words], name)
+    R.check(not os.path.exists(OUT) and not os.path.exists(OUT + ".partial"), "%s: output left behind" % name)
+
 sys.exit(R.finish())
