@@ -230,6 +230,9 @@ def main():
                               text=True).stdout
     can_resume = "--resume" in helptext
 
+    # ctest's timeout or a kill: the finally below still stops the daemons
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated: stopping the cluster"))
+
     t_start = time.time()
     R = H.Report()
     root = tempfile.mkdtemp(prefix="ntkspec-slurm-")
