@@ -507,8 +507,8 @@ def main():
     try:
         cl.start()
         print("cluster of %d hosts up in %.1f s (%s)" % (K, time.time() - t_start, root), flush=True)
-        for name, fn in (("fence", section_fence), ("jobs", section_jobs), ("lock", section_lock), ("partition", section_partition),
-                         ("failure", section_failure)):
+        for name, fn in (("fence", section_fence), ("jobs", section_jobs), ("lock", section_lock),
+                         ("partition", section_partition), ("failure", section_failure)):
             if H.section(name):
                 t0 = time.time()
                 fn(R, cl, env, work)
